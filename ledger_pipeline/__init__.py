@@ -1,0 +1,1 @@
+"""ledger_pipeline: order events posted as balanced double-entry ledger entries."""
