@@ -1,1 +1,1 @@
-"""The accounting core: order events, money, posting rules. Imports neither Dagster nor a database."""
+"""The accounting core: order events, money and posting rules, with no Dagster and no database."""
