@@ -1,0 +1,599 @@
+"""Order events in: one JSON Lines record parsed into the model, and its canonical form.
+
+`parse_event` enforces every rule of the input contract and raises `MalformedEvent` with a
+reason that names the field at fault. Only the fields the ledger posts are read (an allow-list):
+every other key, personal data included, is ignored and never reaches the model.
+
+Choices the contract leaves open, fixed here:
+
+- A field that is absent takes its default (`paid` true, `test` false, tags empty,
+  `pax_per_unit` 1, amounts other than `retail` 0). A field given as `null` is null: that is
+  allowed only where the model allows None (`reseller`, `promotion`, `cancellation`, `channel`,
+  `source`, `sale_type`, `package_*`, `redeemed_at`, the reseller's `band` and `channel`).
+- Identifying and describing strings (event id, order id, reference, destination, line id,
+  product, option, unit, reseller id and name, promotion name) may not be empty or blank.
+- `cancellation` is `null` or `{"refund": "FULL"|"PARTIAL"|"NONE", "refund_amount": <int>}`;
+  the amount is required for PARTIAL and must be absent or null otherwise. A `cancelled` event
+  needs one; any other event type must not carry one. What was paid, for the PARTIAL check, is
+  the order's total (the lines that are not cancelled on their own).
+- Timestamps are ISO 8601 / RFC 3339 with seconds and a UTC offset (`Z` or `+01:00`); dates are
+  `YYYY-MM-DD`. A JSON object with the same key twice, and NaN or Infinity, are bad JSON.
+- Tags are kept as sorted tuples of unique strings.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from enum import StrEnum
+from typing import Any
+
+from ledger_pipeline.core.model import (
+    Cancellation,
+    EventType,
+    LineItem,
+    LineStatus,
+    Order,
+    OrderEvent,
+    Promotion,
+    Refund,
+    Reseller,
+)
+from ledger_pipeline.core.money import currency_precision
+from ledger_pipeline.errors import MalformedEvent, UnknownCurrency
+
+
+class Reason:
+    """The wording of every reason `parse_event` gives, in one place: reasons are stored with
+    quarantined events and asserted by tests, so change them here and on purpose only."""
+
+    BAD_JSON = "bad JSON: {detail}"
+    NOT_AN_OBJECT = "the event must be a JSON object, got {got}"
+    MISSING = "missing field {path}"
+    WRONG_TYPE = "{path} must be {expected}, got {got}"
+    FLOAT_AMOUNT = "{path} is a float ({value}): amounts are integers in minor units"
+    EMPTY = "{path} is empty or blank"
+    NEGATIVE = "{path} is negative ({value})"
+    VERSION_BELOW_ONE = "{path} must be at least 1, got {value}"
+    NOT_ONE_OF = "{path} {value} is not one of {choices}"
+    NO_UTC_OFFSET = "{path} has no UTC offset: {value}"
+    UNKNOWN_CURRENCY = "{path} {value} is not an ISO 4217 currency with a minor unit"
+    PRECISION_MISMATCH = "{path} {value} does not match {currency} ({expected})"
+    NEGATIVE_TOTAL = (
+        "{path} total is negative ({total}): "
+        "retail {retail} - discount {discount} + adjustment {adjustment}"
+    )
+    ABOVE_LINE_TOTAL = "{path} {value} is above the line total {total}"
+    REPEATED_LINE_ID = "{path} {value} repeats {first}"
+    CANCELLATION_REQUIRED = "{path} is required when the event type is cancelled"
+    CANCELLATION_FORBIDDEN = "{path} must be null unless the event type is cancelled"
+    REFUND_AMOUNT_REQUIRED = "{path} is required for a PARTIAL refund"
+    REFUND_AMOUNT_FORBIDDEN = "{path} must be null for a {refund} refund, got {value}"
+    REFUND_ABOVE_TOTAL = "{path} {value} is above the order total {total}"
+
+
+_MISSING: Any = object()
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?(Z|[+-]\d{2}:\d{2})?")
+_SHOWN_TEXT_LENGTH = 40
+
+
+def parse_event(raw: str | bytes | Mapping[str, Any]) -> OrderEvent:
+    """Parses one JSON Lines record (or an already decoded object) into an order event.
+
+    Raises:
+        MalformedEvent: the record breaks the input contract; `reason` names the field and
+            the rule, `event_id` is set when the record has a readable one.
+    """
+    document = _decode(raw)
+    event_id = document.get("event_id")
+    try:
+        return _read_event(_Fields(document, ""))
+    except MalformedEvent as error:
+        if isinstance(event_id, str) and event_id.strip():
+            error.event_id = event_id
+        raise
+
+
+def event_document(event: OrderEvent) -> dict[str, Any]:
+    """The canonical, allow-listed, JSON-serialisable form of an event, shaped like the input.
+
+    Every field is written out, defaults included. `parse_event(event_document(e)) == e` holds
+    for every event `parse_event` returns.
+    """
+    order = event.order
+    return {
+        "event_id": event.event_id,
+        "type": str(event.type),
+        "occurred_at": event.occurred_at.isoformat(),
+        "order": {
+            "id": order.id,
+            "version": order.version,
+            "reference": order.reference,
+            "destination": order.destination,
+            "test": order.test,
+            "channel": order.channel,
+            "source": order.source,
+            "currency": order.currency,
+            "currency_precision": order.currency_precision,
+            "paid": order.paid,
+            "reseller": _reseller_document(order.reseller),
+            "promotion": _promotion_document(order.promotion),
+            "cancellation": _cancellation_document(order.cancellation),
+            "items": [_line_document(item) for item in order.items],
+        },
+    }
+
+
+def content_hash(event: OrderEvent) -> str:
+    """The sha256 hex digest of the event's canonical JSON (sorted keys, no spaces, UTF-8)."""
+    canonical = json.dumps(
+        event_document(event), sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    )
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+# Decoding
+
+
+def _decode(raw: str | bytes | Mapping[str, Any]) -> Mapping[str, Any]:
+    if isinstance(raw, Mapping):
+        return raw
+
+    if isinstance(raw, bytes):
+        try:
+            raw = raw.decode("utf-8")
+        except UnicodeDecodeError as error:
+            detail = f"not UTF-8 (byte {error.start})"
+            raise MalformedEvent(Reason.BAD_JSON.format(detail=detail)) from None
+
+    try:
+        document = json.loads(
+            raw, object_pairs_hook=_object_without_repeated_keys, parse_constant=_no_constant
+        )
+    except json.JSONDecodeError as error:
+        where = f"column {error.colno}"
+        if error.lineno != 1:
+            where = f"line {error.lineno} {where}"
+        raise MalformedEvent(Reason.BAD_JSON.format(detail=f"{error.msg} at {where}")) from None
+    except RecursionError:
+        raise MalformedEvent(Reason.BAD_JSON.format(detail="nested too deeply")) from None
+
+    if not isinstance(document, dict):
+        raise MalformedEvent(Reason.NOT_AN_OBJECT.format(got=_kind(document)))
+    return document
+
+
+def _object_without_repeated_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    document: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in document:
+            detail = f"key {_shown(key)} appears twice in one object"
+            raise MalformedEvent(Reason.BAD_JSON.format(detail=detail))
+        document[key] = value
+    return document
+
+
+def _no_constant(name: str) -> Any:
+    raise MalformedEvent(Reason.BAD_JSON.format(detail=f"{name} is not a JSON number"))
+
+
+# Reading the allow-listed fields
+
+
+def _read_event(fields: _Fields) -> OrderEvent:
+    event_id = fields.text("event_id")
+    event_type = EventType(fields.choice("type", EventType))
+    occurred_at = fields.timestamp("occurred_at")
+    order = _read_order(fields.object("order"), event_type)
+    return OrderEvent(event_id=event_id, type=event_type, occurred_at=occurred_at, order=order)
+
+
+def _read_order(fields: _Fields, event_type: EventType) -> Order:
+    order_id = fields.text("id")
+    version = fields.integer("version")
+    if version < 1:
+        raise fields.malformed(Reason.VERSION_BELOW_ONE, "version", value=version)
+    reference = fields.text("reference")
+    destination = fields.text("destination")
+    test = fields.boolean("test", default=False)
+    channel = fields.optional_text("channel")
+    source = fields.optional_text("source")
+    currency, precision = _read_currency(fields)
+    paid = fields.boolean("paid", default=True)
+    reseller = _read_reseller(fields.optional_object("reseller"))
+    promotion = _read_promotion(fields.optional_object("promotion"))
+    cancellation = _read_cancellation(fields.optional_object("cancellation"))
+    items = _read_items(fields)
+
+    order = Order(
+        id=order_id,
+        version=version,
+        reference=reference,
+        destination=destination,
+        currency=currency,
+        currency_precision=precision,
+        items=items,
+        test=test,
+        channel=channel,
+        source=source,
+        paid=paid,
+        reseller=reseller,
+        promotion=promotion,
+        cancellation=cancellation,
+    )
+
+    _check_cancellation(fields, event_type, order)
+    return order
+
+
+def _read_currency(fields: _Fields) -> tuple[str, int]:
+    currency = fields.text("currency")
+    try:
+        expected = currency_precision(currency)
+    except UnknownCurrency:
+        raise fields.malformed(
+            Reason.UNKNOWN_CURRENCY, "currency", value=_shown(currency)
+        ) from None
+
+    precision = fields.integer("currency_precision")
+    if precision != expected:
+        raise fields.malformed(
+            Reason.PRECISION_MISMATCH,
+            "currency_precision",
+            value=precision,
+            currency=currency,
+            expected=expected,
+        )
+    return currency, precision
+
+
+def _read_reseller(fields: _Fields | None) -> Reseller | None:
+    if fields is None:
+        return None
+    return Reseller(
+        id=fields.text("id"),
+        name=fields.text("name"),
+        band=fields.optional_text("band"),
+        channel=fields.optional_text("channel"),
+        tags=fields.tags("tags"),
+        collects_payment=fields.boolean("collects_payment", default=False),
+    )
+
+
+def _read_promotion(fields: _Fields | None) -> Promotion | None:
+    if fields is None:
+        return None
+    return Promotion(name=fields.text("name"), tags=fields.tags("tags"))
+
+
+def _read_cancellation(fields: _Fields | None) -> Cancellation | None:
+    if fields is None:
+        return None
+    refund = Refund(fields.choice("refund", Refund))
+
+    refund_amount = fields.optional_amount("refund_amount")
+    if refund is Refund.PARTIAL and refund_amount is None:
+        raise fields.malformed(Reason.REFUND_AMOUNT_REQUIRED, "refund_amount")
+    if refund is not Refund.PARTIAL and refund_amount is not None:
+        raise fields.malformed(
+            Reason.REFUND_AMOUNT_FORBIDDEN, "refund_amount", refund=refund, value=refund_amount
+        )
+    return Cancellation(refund=refund, refund_amount=refund_amount)
+
+
+def _read_items(fields: _Fields) -> tuple[LineItem, ...]:
+    items: list[LineItem] = []
+    first_path_of_id: dict[str, str] = {}
+    for item_fields in fields.objects("items"):
+        item = _read_line(item_fields)
+        id_path = item_fields.path_of("id")
+        if item.id in first_path_of_id:
+            raise item_fields.malformed(
+                Reason.REPEATED_LINE_ID,
+                "id",
+                value=_shown(item.id),
+                first=first_path_of_id[item.id],
+            )
+        first_path_of_id[item.id] = id_path
+        items.append(item)
+    return tuple(items)
+
+
+def _read_line(fields: _Fields) -> LineItem:
+    item = LineItem(
+        id=fields.text("id"),
+        product=fields.text("product"),
+        product_tags=fields.tags("product_tags"),
+        option=fields.text("option"),
+        unit=fields.text("unit"),
+        sale_type=fields.optional_text("sale_type"),
+        package_product=fields.optional_text("package_product"),
+        package_option=fields.optional_text("package_option"),
+        quantity=fields.count("quantity"),
+        pax_per_unit=fields.count("pax_per_unit", default=1),
+        travel_date=fields.date("travel_date"),
+        status=LineStatus(fields.choice("status", LineStatus)),
+        redeemed_at=fields.optional_timestamp("redeemed_at"),
+        retail=fields.amount("retail"),
+        discount=fields.amount("discount", default=0),
+        adjustment=fields.amount("adjustment", default=0, may_be_negative=True),
+        tax=fields.amount("tax", default=0),
+        commission=fields.amount("commission", default=0),
+        commission_adjustment=fields.amount(
+            "commission_adjustment", default=0, may_be_negative=True
+        ),
+    )
+
+    if item.total < 0:
+        raise fields.malformed(
+            Reason.NEGATIVE_TOTAL,
+            None,
+            total=item.total,
+            retail=item.retail,
+            discount=item.discount,
+            adjustment=item.adjustment,
+        )
+    if item.tax > item.total:
+        raise fields.malformed(Reason.ABOVE_LINE_TOTAL, "tax", value=item.tax, total=item.total)
+    if item.commission > item.total:
+        raise fields.malformed(
+            Reason.ABOVE_LINE_TOTAL, "commission", value=item.commission, total=item.total
+        )
+    return item
+
+
+def _check_cancellation(fields: _Fields, event_type: EventType, order: Order) -> None:
+    cancellation = order.cancellation
+    if event_type is EventType.CANCELLED and cancellation is None:
+        raise fields.malformed(Reason.CANCELLATION_REQUIRED, "cancellation")
+    if event_type is not EventType.CANCELLED and cancellation is not None:
+        raise fields.malformed(Reason.CANCELLATION_FORBIDDEN, "cancellation")
+
+    refund_amount = cancellation.refund_amount if cancellation is not None else None
+    if refund_amount is not None and refund_amount > order.total:
+        raise fields.malformed(
+            Reason.REFUND_ABOVE_TOTAL,
+            "cancellation.refund_amount",
+            value=refund_amount,
+            total=order.total,
+        )
+
+
+class _Fields:
+    """The fields of one JSON object, each read with its type checked and named by its path."""
+
+    def __init__(self, document: Mapping[str, Any], path: str):
+        self.document = document
+        self.path = path
+
+    def path_of(self, key: str | None) -> str:
+        if key is None:
+            return self.path
+        return f"{self.path}.{key}" if self.path else key
+
+    def malformed(self, template: str, key: str | None, **values: Any) -> MalformedEvent:
+        return MalformedEvent(template.format(path=self.path_of(key), **values))
+
+    def _value(self, key: str, default: Any = _MISSING) -> Any:
+        if key in self.document:
+            return self.document[key]
+        if default is _MISSING:
+            raise self.malformed(Reason.MISSING, key)
+        return default
+
+    def _wrong_type(self, key: str, expected: str, value: Any) -> MalformedEvent:
+        return self.malformed(Reason.WRONG_TYPE, key, expected=expected, got=_kind(value))
+
+    def text(self, key: str) -> str:
+        """A required string that is not empty or blank."""
+        value = self._value(key)
+        if not isinstance(value, str):
+            raise self._wrong_type(key, "a string", value)
+        if not value.strip():
+            raise self.malformed(Reason.EMPTY, key)
+        return value
+
+    def optional_text(self, key: str) -> str | None:
+        value = self._value(key, default=None)
+        if value is not None and not isinstance(value, str):
+            raise self._wrong_type(key, "a string or null", value)
+        return value
+
+    def choice(self, key: str, choices: type[StrEnum]) -> str:
+        value = self._value(key)
+        if not isinstance(value, str):
+            raise self._wrong_type(key, "a string", value)
+        if value not in {str(choice) for choice in choices}:
+            names = ", ".join(str(choice) for choice in choices)
+            raise self.malformed(Reason.NOT_ONE_OF, key, value=_shown(value), choices=names)
+        return value
+
+    def boolean(self, key: str, *, default: bool) -> bool:
+        value = self._value(key, default=default)
+        if not isinstance(value, bool):
+            raise self._wrong_type(key, "a boolean", value)
+        return value
+
+    def integer(self, key: str, default: int = _MISSING) -> int:
+        value = self._value(key, default=default)
+        if not _is_integer(value):
+            raise self._wrong_type(key, "an integer", value)
+        return value
+
+    def count(self, key: str, default: int = _MISSING) -> int:
+        """A number of units or people: an integer that is not negative."""
+        value = self.integer(key, default=default)
+        if value < 0:
+            raise self.malformed(Reason.NEGATIVE, key, value=value)
+        return value
+
+    def amount(self, key: str, *, default: int = _MISSING, may_be_negative: bool = False) -> int:
+        """Money in minor units: an integer, never a float, negative only where allowed."""
+        value = self._value(key, default=default)
+        if isinstance(value, float):
+            raise self.malformed(Reason.FLOAT_AMOUNT, key, value=_shown(value))
+        if not _is_integer(value):
+            raise self._wrong_type(key, "an integer", value)
+        if value < 0 and not may_be_negative:
+            raise self.malformed(Reason.NEGATIVE, key, value=value)
+        return value
+
+    def optional_amount(self, key: str) -> int | None:
+        if self._value(key, default=None) is None:
+            return None
+        return self.amount(key)
+
+    def date(self, key: str) -> dt.date:
+        value = self._value(key)
+        expected = "a date as YYYY-MM-DD"
+        if not isinstance(value, str) or not _DATE.fullmatch(value):
+            raise self._wrong_type(key, expected, value)
+        try:
+            return dt.date.fromisoformat(value)
+        except ValueError:
+            raise self._wrong_type(key, expected, value) from None
+
+    def timestamp(self, key: str) -> dt.datetime:
+        value = self._value(key)
+        expected = "an ISO 8601 timestamp with a UTC offset"
+        match = _TIMESTAMP.fullmatch(value) if isinstance(value, str) else None
+        if match is None:
+            raise self._wrong_type(key, expected, value)
+        if match.group(1) is None:
+            raise self.malformed(Reason.NO_UTC_OFFSET, key, value=_shown(value))
+        try:
+            return dt.datetime.fromisoformat(value)
+        except ValueError:
+            raise self._wrong_type(key, expected, value) from None
+
+    def optional_timestamp(self, key: str) -> dt.datetime | None:
+        if self._value(key, default=None) is None:
+            return None
+        return self.timestamp(key)
+
+    def tags(self, key: str) -> tuple[str, ...]:
+        """A list of strings, kept sorted and without repeats."""
+        value = self._value(key, default=[])
+        if not isinstance(value, list):
+            raise self._wrong_type(key, "a list of strings", value)
+        for index, tag in enumerate(value):
+            if not isinstance(tag, str):
+                raise self._wrong_type(f"{key}[{index}]", "a string", tag)
+        return tuple(sorted(set(value)))
+
+    def object(self, key: str) -> _Fields:
+        value = self._value(key)
+        if not isinstance(value, Mapping):
+            raise self._wrong_type(key, "an object", value)
+        return _Fields(value, self.path_of(key))
+
+    def optional_object(self, key: str) -> _Fields | None:
+        value = self._value(key, default=None)
+        if value is None:
+            return None
+        if not isinstance(value, Mapping):
+            raise self._wrong_type(key, "an object or null", value)
+        return _Fields(value, self.path_of(key))
+
+    def objects(self, key: str) -> list[_Fields]:
+        """A required list of objects (it may be empty)."""
+        value = self._value(key)
+        if not isinstance(value, list):
+            raise self._wrong_type(key, "a list", value)
+        fields = []
+        for index, element in enumerate(value):
+            element_key = f"{key}[{index}]"
+            if not isinstance(element, Mapping):
+                raise self._wrong_type(element_key, "an object", element)
+            fields.append(_Fields(element, self.path_of(element_key)))
+        return fields
+
+
+def _is_integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _kind(value: Any) -> str:
+    """How a value is named in a reason: its JSON kind, and the value itself when it is short
+    (strings are cut, lists and objects are never shown, so no personal data leaks)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return f"boolean {_shown(value)}"
+    if isinstance(value, int):
+        return f"integer {value}"
+    if isinstance(value, float):
+        return f"float {_shown(value)}"
+    if isinstance(value, str):
+        return f"string {_shown(value)}"
+    if isinstance(value, list):
+        return "list"
+    if isinstance(value, Mapping):
+        return "object"
+    return type(value).__name__
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        if len(value) > _SHOWN_TEXT_LENGTH:
+            return repr(value[:_SHOWN_TEXT_LENGTH] + "...")
+        return repr(value)
+    return repr(value)
+
+
+# Writing the canonical document
+
+
+def _reseller_document(reseller: Reseller | None) -> dict[str, Any] | None:
+    if reseller is None:
+        return None
+    return {
+        "id": reseller.id,
+        "name": reseller.name,
+        "band": reseller.band,
+        "channel": reseller.channel,
+        "tags": sorted(set(reseller.tags)),
+        "collects_payment": reseller.collects_payment,
+    }
+
+
+def _promotion_document(promotion: Promotion | None) -> dict[str, Any] | None:
+    if promotion is None:
+        return None
+    return {"name": promotion.name, "tags": sorted(set(promotion.tags))}
+
+
+def _cancellation_document(cancellation: Cancellation | None) -> dict[str, Any] | None:
+    if cancellation is None:
+        return None
+    return {"refund": str(cancellation.refund), "refund_amount": cancellation.refund_amount}
+
+
+def _line_document(item: LineItem) -> dict[str, Any]:
+    return {
+        "id": item.id,
+        "product": item.product,
+        "product_tags": sorted(set(item.product_tags)),
+        "option": item.option,
+        "unit": item.unit,
+        "sale_type": item.sale_type,
+        "package_product": item.package_product,
+        "package_option": item.package_option,
+        "quantity": item.quantity,
+        "pax_per_unit": item.pax_per_unit,
+        "travel_date": item.travel_date.isoformat(),
+        "status": str(item.status),
+        "redeemed_at": item.redeemed_at.isoformat() if item.redeemed_at is not None else None,
+        "retail": item.retail,
+        "discount": item.discount,
+        "adjustment": item.adjustment,
+        "tax": item.tax,
+        "commission": item.commission,
+        "commission_adjustment": item.commission_adjustment,
+    }
