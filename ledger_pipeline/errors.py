@@ -22,9 +22,25 @@ class MalformedEvent(LedgerError):
         self.event_id = event_id
 
 
+class AdapterError(LedgerError):
+    """Outside data (a hotel booking row, an OCTO booking) that cannot become order events.
+
+    `reason` says what is wrong with it; `source` names the record (a row number, a booking id).
+    """
+
+    def __init__(self, reason: str, source: str | None = None):
+        super().__init__(f"{source}: {reason}" if source else reason)
+        self.reason = reason
+        self.source = source
+
+
 class PostingError(LedgerError):
     """An order history that cannot be posted (a bug or a landing rule that was bypassed)."""
 
 
 class UnknownRegistry(LedgerError):
     """No registry has the given name."""
+
+
+class InputFileError(LedgerError):
+    """A file of order events that cannot be opened or read."""

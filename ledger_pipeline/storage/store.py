@@ -1,0 +1,959 @@
+"""The ledger's storage: landing order events, posting them, ledger-code rules, and reading back.
+
+`LedgerStore` is the one object callers use. It works on any SQLAlchemy database and is tested
+on SQLite and PostgreSQL.
+
+Concurrency: several processes may import and post into one ledger at once.
+
+- SQLite runs in WAL mode (readers never wait for the writer) with a 30 s busy timeout, and
+  every write transaction starts with `BEGIN IMMEDIATE`, so it holds the database's write lock
+  from its first statement: two writers never interleave, and a landing decision is always
+  taken on facts no other writer can change before the commit.
+- PostgreSQL runs at READ COMMITTED; a write transaction first takes a transaction-scoped
+  advisory lock per order (and per event id) it touches, in one global order so that two
+  transactions cannot deadlock. Two imports of overlapping files therefore decide one order at
+  a time, and the second sees what the first committed. The unique constraint on
+  (order_id, order_version) and the event id's primary key are the last line of defence: a
+  chunk that breaks them is retried, and decides again on the new facts.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, NamedTuple, TypeVar
+from zoneinfo import ZoneInfo
+
+import pandas as pd
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+
+from ledger_pipeline.core.events import content_hash, event_document, parse_event
+from ledger_pipeline.core.landing import LandedOrder, LandingDecision, Outcome, decide_landing
+from ledger_pipeline.core.model import EventType, OrderEvent
+from ledger_pipeline.core.posting import ACCOUNTS, LedgerEntry, OrderLedger, post_event
+from ledger_pipeline.errors import ConfigurationError, LedgerError, MalformedEvent
+from ledger_pipeline.schemas import LedgerEntryFrame, OrderEventFrame
+from ledger_pipeline.settings import DATABASE_URL_VARIABLE, TIMEZONE_VARIABLE, Settings
+from ledger_pipeline.storage import tables
+from ledger_pipeline.storage.tables import CODE_RULE_FIELDS
+
+logger = logging.getLogger(__name__)
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+LANDING_CHUNK_LINES = 1000
+POSTING_CHUNK_ORDERS = 200
+SQLITE_BUSY_TIMEOUT_SECONDS = 30
+CHUNK_ATTEMPTS = 3
+
+# A connection execution option: the transaction it begins will write.
+_WRITES = "ledger_writes"
+_ENTRY_FIELDS = tuple(entry_field.name for entry_field in fields(LedgerEntry))
+
+T = TypeVar("T")
+
+
+class Rejection(NamedTuple):
+    """A line that was not accepted and is kept for inspection (stale or quarantined)."""
+
+    line_number: int
+    event_id: str | None
+    outcome: Outcome
+    reason: str
+
+
+@dataclass
+class LandingReport:
+    """What an import did, line by line counted by outcome."""
+
+    accepted: int = 0
+    duplicate: int = 0
+    stale: int = 0
+    quarantined: int = 0
+    rejections: list[Rejection] = field(default_factory=list)
+
+    @property
+    def lines(self) -> int:
+        return self.accepted + self.duplicate + self.stale + self.quarantined
+
+    def count(self, outcome: Outcome) -> None:
+        setattr(self, str(outcome), getattr(self, str(outcome)) + 1)
+
+
+@dataclass
+class PostingReport:
+    """What a posting run added to the ledger; money in minor units per currency."""
+
+    events: int = 0
+    entries: int = 0
+    entries_per_account: Counter[str] = field(default_factory=Counter)
+    debit_per_currency: Counter[str] = field(default_factory=Counter)
+    credit_per_currency: Counter[str] = field(default_factory=Counter)
+
+    def add(self, entries: Sequence[LedgerEntry]) -> None:
+        self.events += 1
+        self.entries += len(entries)
+        for entry in entries:
+            self.entries_per_account[entry.account] += 1
+            self.debit_per_currency[entry.currency] += entry.debit
+            self.credit_per_currency[entry.currency] += entry.credit
+
+
+@dataclass(frozen=True)
+class CodeRule:
+    """A ledger-code rule: entries whose attributes equal every non-null match get `code`."""
+
+    id: int
+    position: int
+    code: str
+    match: Mapping[str, str]
+    created_at: dt.datetime
+
+    def matches(self, attributes: Mapping[str, object]) -> bool:
+        return all(attributes.get(name) == value for name, value in self.match.items())
+
+
+@dataclass(frozen=True)
+class UnpostedSummary:
+    """The landed events that are not posted yet."""
+
+    events: int
+    first_date: dt.date
+    last_date: dt.date
+    last_landed_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class RejectedEvent:
+    """A stale or quarantined line as stored: never the raw line, which may hold personal
+    data; `document` is the allow-listed event when the line parsed. `date` is the event's
+    accounting date when it parsed, else the local date of the import that rejected it."""
+
+    id: int
+    outcome: Outcome
+    reason: str
+    source: str
+    line_number: int
+    event_id: str | None
+    order_id: str | None
+    order_version: int | None
+    document: str | None
+    date: dt.date
+    rejected_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class _Line:
+    """One imported line after parsing: either an event or the reason it is malformed."""
+
+    source: str
+    line_number: int
+    event: OrderEvent | None = None
+    content_hash: str | None = None
+    malformed: MalformedEvent | None = None
+
+    @property
+    def event_id(self) -> str | None:
+        if self.event is not None:
+            return self.event.event_id
+        return self.malformed.event_id if self.malformed is not None else None
+
+
+class LedgerStore:
+    """A ledger in a database: opened (and created or upgraded) on construction.
+
+    Args:
+        database_url: any SQLAlchemy URL. The folder of a SQLite file is created if missing.
+        timezone: the ledger's time zone. It is stored when the ledger is created; opening an
+            existing ledger with another one raises `ConfigurationError`. None takes the
+            stored one (UTC for a new ledger).
+        landing_chunk_lines: lines landed per transaction.
+        posting_chunk_orders: orders posted per transaction.
+    """
+
+    def __init__(
+        self,
+        database_url: str,
+        timezone: ZoneInfo | None = None,
+        *,
+        landing_chunk_lines: int = LANDING_CHUNK_LINES,
+        posting_chunk_orders: int = POSTING_CHUNK_ORDERS,
+    ):
+        self._engine = _create_engine(database_url)
+        self.landing_chunk_lines = landing_chunk_lines
+        self.posting_chunk_orders = posting_chunk_orders
+        try:
+            self.timezone = self._open(timezone)
+        except Exception:
+            self._engine.dispose()
+            raise
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None = None) -> LedgerStore:
+        """Opens the ledger the settings name (the environment's when none are given)."""
+        settings = settings or Settings.from_environment()
+        return cls(settings.database_url, settings.timezone)
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    def __enter__(self) -> LedgerStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @property
+    def engine(self) -> sa.Engine:
+        return self._engine
+
+    # Opening
+
+    def _open(self, timezone: ZoneInfo | None) -> ZoneInfo:
+        """Migrates the schema to the latest revision and checks the ledger's time zone."""
+        try:
+            with self._writing() as connection:
+                _lock(connection, ["schema"])
+                command.upgrade(alembic_config(connection), "head")
+                return _fixed_timezone(connection, timezone)
+        except sa.exc.OperationalError as error:
+            logger.debug("cannot open the ledger", exc_info=True)
+            raise ConfigurationError(
+                f"cannot open the ledger database named by {DATABASE_URL_VARIABLE} "
+                f"({self._engine.url.render_as_string(hide_password=True)}): "
+                f"{_first_line(error.orig)}"
+            ) from error
+
+    @contextmanager
+    def _writing(self) -> Iterator[sa.Connection]:
+        """A write transaction (on SQLite: `BEGIN IMMEDIATE`), committed when the block ends."""
+        with self._engine.connect() as connection:
+            connection.execution_options(**{_WRITES: True})
+            with connection.begin():
+                yield connection
+
+    # Landing
+
+    def land(self, records: Iterable[tuple[str, int, str | bytes]]) -> LandingReport:
+        """Lands imported lines: each is accepted, a duplicate, stale or quarantined.
+
+        Decisions are taken line by line in the order given, each on what the database and
+        the lines before it landed. Lines are committed in chunks, so a bad line never stops
+        the others and lines committed before a crash stay landed. Importing the same lines
+        again changes nothing.
+
+        Args:
+            records: (source name, line number, raw line) for each line of the input.
+        """
+        report = LandingReport()
+        for chunk in _chunks(records, self.landing_chunk_lines):
+            lines = [_parsed(source, number, raw) for source, number, raw in chunk]
+            decisions = self._retried(lambda lines=lines: self._land_chunk(lines))
+
+            for line, decision in zip(lines, decisions, strict=True):
+                report.count(decision.outcome)
+                if decision.outcome in (Outcome.STALE, Outcome.QUARANTINED):
+                    rejection = Rejection(
+                        line.line_number, line.event_id, decision.outcome, decision.reason or ""
+                    )
+                    report.rejections.append(rejection)
+            logger.debug("committed a chunk of %d lines", len(lines))
+
+        logger.info(
+            "landed %d lines: %d accepted, %d duplicate, %d stale, %d quarantined",
+            report.lines,
+            report.accepted,
+            report.duplicate,
+            report.stale,
+            report.quarantined,
+        )
+        return report
+
+    def _land_chunk(self, lines: Sequence[_Line]) -> list[LandingDecision]:
+        now = _now()
+        with self._writing() as connection:
+            events = [line.event for line in lines if line.event is not None]
+            _lock(
+                connection,
+                [f"order:{event.order.id}" for event in events]
+                + [f"event:{event.event_id}" for event in events],
+            )
+            facts = _LandingFacts.load(connection, events)
+            stored_rejections = _stored_rejections(connection, lines)
+
+            decisions = []
+            accepted_rows = []
+            rejected_rows = []
+            for line in lines:
+                decision = self._decide(line, facts)
+                decisions.append(decision)
+                _log_decision(line, decision)
+
+                if decision.outcome is Outcome.ACCEPTED:
+                    accepted_rows.append(self._order_event_row(line, now))
+                elif decision.outcome is not Outcome.DUPLICATE:
+                    row = _rejected_row(line, decision, now, self.timezone)
+                    if _rejection_identity(row) not in stored_rejections:
+                        stored_rejections.add(_rejection_identity(row))
+                        rejected_rows.append(row)
+
+            if accepted_rows:
+                connection.execute(tables.order_events.insert(), accepted_rows)
+            if rejected_rows:
+                connection.execute(tables.rejected_events.insert(), rejected_rows)
+        return decisions
+
+    def _decide(self, line: _Line, facts: _LandingFacts) -> LandingDecision:
+        if line.event is None:
+            assert line.malformed is not None
+            return LandingDecision(Outcome.QUARANTINED, line.malformed.reason)
+
+        event = line.event
+        decision = decide_landing(
+            event,
+            line.content_hash or "",
+            landed_hash_of_same_id=facts.hashes.get(event.event_id),
+            landed_order=facts.orders.get(event.order.id),
+        )
+        facts.remember(event, line.content_hash or "", decision.outcome)
+        return decision
+
+    def _order_event_row(self, line: _Line, now: dt.datetime) -> dict[str, Any]:
+        event = line.event
+        assert event is not None
+        return {
+            "event_id": event.event_id,
+            "order_id": event.order.id,
+            "order_version": event.order.version,
+            "type": str(event.type),
+            "occurred_at": event.occurred_at,
+            "date": event.occurred_at.astimezone(self.timezone).date(),
+            "document": _document_text(event),
+            "content_hash": line.content_hash,
+            "source": line.source,
+            "line_number": line.line_number,
+            "landed_at": now,
+            "posted_at": None,
+        }
+
+    def _retried(self, attempt: Callable[[], T]) -> T:
+        """Runs a write that decides on what it reads, again if a concurrent write raced it."""
+        for number in range(1, CHUNK_ATTEMPTS + 1):
+            try:
+                return attempt()
+            except sa.exc.IntegrityError:
+                if number == CHUNK_ATTEMPTS:
+                    raise
+                logger.info("a concurrent import landed the same orders; deciding again")
+        raise AssertionError("unreachable")
+
+    # Posting
+
+    def post(self, dates: Iterable[dt.date] | None = None) -> PostingReport:
+        """Posts every landed event that is not posted yet, or those of the given dates only.
+
+        Orders are posted in order id order, each event of an order in version order: the
+        order's landed events are replayed from its first version, and the entries of the
+        events not posted yet are inserted. One transaction per chunk of orders; posting
+        again adds nothing.
+
+        Args:
+            dates: accounting dates (local dates in the ledger's time zone) to post; None
+                posts every date.
+
+        Raises:
+            PostingError: an order's history cannot be posted. The chunks committed before
+                it stay posted; the rest wait for the next run.
+        """
+        wanted = None if dates is None else frozenset(dates)
+        order_ids = self._orders_to_post(wanted)
+        rules = self.list_code_rules()
+
+        report = PostingReport()
+        for chunk in _chunks(order_ids, self.posting_chunk_orders):
+            with self._writing() as connection:
+                _lock(connection, [f"order:{order_id}" for order_id in chunk])
+                for order_id in chunk:
+                    self._post_order(connection, order_id, wanted, rules, report)
+            logger.debug("committed a chunk of %d orders", len(chunk))
+
+        logger.info(
+            "posted %d events of %d orders: %d entries",
+            report.events,
+            len(order_ids),
+            report.entries,
+        )
+        return report
+
+    def unposted_dates(self) -> list[dt.date]:
+        """The accounting dates that have landed events not posted yet, in order."""
+        query = (
+            sa.select(tables.order_events.c.date)
+            .where(tables.order_events.c.posted_at.is_(None))
+            .distinct()
+            .order_by(tables.order_events.c.date)
+        )
+        with self._engine.connect() as connection:
+            return list(connection.scalars(query))
+
+    def unposted_summary(self) -> UnpostedSummary | None:
+        """How many landed events wait to be posted, on which dates; None when none waits."""
+        events = tables.order_events
+        query = sa.select(
+            sa.func.count(),
+            sa.func.min(events.c.date),
+            sa.func.max(events.c.date),
+            sa.func.max(events.c.landed_at),
+        ).where(events.c.posted_at.is_(None))
+        with self._engine.connect() as connection:
+            count, first_date, last_date, last_landed_at = connection.execute(query).one()
+        if not count:
+            return None
+        return UnpostedSummary(count, first_date, last_date, last_landed_at)
+
+    def earliest_event_date(self) -> dt.date | None:
+        """The earliest accounting date of a landed event; None when nothing has landed."""
+        query = sa.select(tables.order_events.c.date).order_by(tables.order_events.c.date).limit(1)
+        with self._engine.connect() as connection:
+            return connection.scalar(query)
+
+    def _orders_to_post(self, dates: frozenset[dt.date] | None) -> list[str]:
+        query = sa.select(tables.order_events.c.order_id).where(
+            tables.order_events.c.posted_at.is_(None)
+        )
+        if dates is not None:
+            query = query.where(tables.order_events.c.date.in_(sorted(dates)))
+        query = query.distinct().order_by(tables.order_events.c.order_id)
+        with self._engine.connect() as connection:
+            return list(connection.scalars(query))
+
+    def _post_order(
+        self,
+        connection: sa.Connection,
+        order_id: str,
+        dates: frozenset[dt.date] | None,
+        rules: Sequence[CodeRule],
+        report: PostingReport,
+    ) -> None:
+        """Replays an order's landed events and inserts the entries of those not yet posted."""
+        landed = connection.execute(
+            sa.select(
+                tables.order_events.c.event_id,
+                tables.order_events.c.document,
+                tables.order_events.c.date,
+                tables.order_events.c.posted_at,
+            )
+            .where(tables.order_events.c.order_id == order_id)
+            .order_by(tables.order_events.c.order_version)
+        ).all()
+        stored = connection.execute(
+            sa.select(
+                tables.ledger_entries.c.entry_id,
+                tables.ledger_entries.c.key,
+                tables.ledger_entries.c.ledger_code,
+            )
+            .where(tables.ledger_entries.c.order_id == order_id)
+            .order_by(tables.ledger_entries.c.order_version, tables.ledger_entries.c.entry_id)
+        ).all()
+        stored_ids = {row.entry_id for row in stored}
+        code_for = _code_lookup(stored, rules)
+
+        now = _now()
+        state: OrderLedger | None = None
+        for row in landed:
+            entries, state = post_event(
+                state, parse_event(row.document), timezone=self.timezone, code_for=code_for
+            )
+            if row.posted_at is not None or (dates is not None and row.date not in dates):
+                continue
+
+            new_rows = [_entry_row(entry) for entry in entries if entry.entry_id not in stored_ids]
+            if new_rows:
+                connection.execute(tables.ledger_entries.insert(), new_rows)
+            connection.execute(
+                tables.order_events.update()
+                .where(tables.order_events.c.event_id == row.event_id)
+                .values(posted_at=now)
+            )
+            report.add(entries)
+            logger.debug("posted event %s: %d entries", row.event_id, len(entries))
+
+    # Ledger-code rules
+
+    def add_code_rule(
+        self, code: str, position: int | None = None, **match: str | None
+    ) -> CodeRule:
+        """Adds a ledger-code rule at `position` (1 is first), or after the last rule.
+
+        Args:
+            code: the ledger code an entry matching the rule gets.
+            position: where the rule goes; the rules from there on move down one place.
+            match: attributes to match (see `CODE_RULE_FIELDS`); None or absent matches anything.
+
+        Raises:
+            ConfigurationError: an empty code, a position below 1 or an unknown account.
+        """
+        unknown = sorted(set(match) - set(CODE_RULE_FIELDS))
+        if unknown:
+            raise TypeError(f"ledger-code rules cannot match on {', '.join(unknown)}")
+        match = {name: value for name, value in match.items() if value is not None}
+        if not code or not code.strip():
+            raise ConfigurationError("a ledger code cannot be empty")
+        if position is not None and position < 1:
+            raise ConfigurationError(f"a rule's position starts at 1, got {position}")
+        if "account" in match and match["account"] not in ACCOUNTS:
+            raise ConfigurationError(
+                f"account {match['account']!r} is not one of {', '.join(ACCOUNTS)}"
+            )
+
+        with self._writing() as connection:
+            _lock(connection, ["code_rules"])
+            count = connection.scalar(
+                sa.select(sa.func.count()).select_from(tables.ledger_code_rules)
+            )
+            place = count + 1 if position is None else min(position, count + 1)
+            connection.execute(
+                tables.ledger_code_rules.update()
+                .where(tables.ledger_code_rules.c.position >= place)
+                .values(position=tables.ledger_code_rules.c.position + 1)
+            )
+            rule_id = connection.execute(
+                tables.ledger_code_rules.insert().values(
+                    position=place, code=code, created_at=_now(), **match
+                )
+            ).inserted_primary_key[0]
+            row = connection.execute(
+                sa.select(tables.ledger_code_rules).where(tables.ledger_code_rules.c.id == rule_id)
+            ).one()
+        logger.info("added ledger-code rule %d at position %d", rule_id, place)
+        return _code_rule(row)
+
+    def list_code_rules(self) -> list[CodeRule]:
+        """The ledger-code rules in force, first match first."""
+        with self._engine.connect() as connection:
+            rows = connection.execute(
+                sa.select(tables.ledger_code_rules).order_by(tables.ledger_code_rules.c.position)
+            ).all()
+        return [_code_rule(row) for row in rows]
+
+    def remove_code_rule(self, rule_id: int) -> CodeRule:
+        """Removes a ledger-code rule; the rules after it move up one place.
+
+        Entries already posted keep their codes. Raises `LedgerError` if there is no such rule.
+        """
+        with self._writing() as connection:
+            _lock(connection, ["code_rules"])
+            row = connection.execute(
+                sa.select(tables.ledger_code_rules).where(tables.ledger_code_rules.c.id == rule_id)
+            ).one_or_none()
+            if row is None:
+                raise LedgerError(f"there is no ledger-code rule with id {rule_id}")
+            connection.execute(
+                tables.ledger_code_rules.delete().where(tables.ledger_code_rules.c.id == rule_id)
+            )
+            connection.execute(
+                tables.ledger_code_rules.update()
+                .where(tables.ledger_code_rules.c.position > row.position)
+                .values(position=tables.ledger_code_rules.c.position - 1)
+            )
+        logger.info("removed ledger-code rule %d", rule_id)
+        return _code_rule(row)
+
+    # Reading
+
+    def entries(
+        self,
+        date_from: dt.date | None = None,
+        date_to: dt.date | None = None,
+        *,
+        validate: bool = True,
+    ) -> pd.DataFrame:
+        """The ledger entries of accounting dates from `date_from` to `date_to` (inclusive),
+        one column per `LedgerEntry` field, validated by `LedgerEntryFrame`.
+
+        With `validate=False` the frame is returned as read, for a caller that reports schema
+        failures itself (`ledger_pipeline.schemas.entry_schema_failures`) instead of raising.
+        """
+        query = sa.select(*(tables.ledger_entries.c[name] for name in _ENTRY_FIELDS))
+        query = _between(query, tables.ledger_entries.c.date, date_from, date_to).order_by(
+            tables.ledger_entries.c.date,
+            tables.ledger_entries.c.occurred_at,
+            tables.ledger_entries.c.order_id,
+            tables.ledger_entries.c.order_version,
+            tables.ledger_entries.c.entry_id,
+        )
+        with self._engine.connect() as connection:
+            rows = connection.execute(query).all()
+        frame = pd.DataFrame.from_records(rows, columns=list(_ENTRY_FIELDS))
+        return LedgerEntryFrame.validate(frame) if validate else frame
+
+    def order_events(
+        self, date_from: dt.date | None = None, date_to: dt.date | None = None
+    ) -> pd.DataFrame:
+        """The landed order events of accounting dates from `date_from` to `date_to`
+        (inclusive), one row per event, validated by `OrderEventFrame`."""
+        columns = [name for name in OrderEventFrame.to_schema().columns]
+        query = sa.select(*(tables.order_events.c[name] for name in columns))
+        query = _between(query, tables.order_events.c.date, date_from, date_to).order_by(
+            tables.order_events.c.order_id, tables.order_events.c.order_version
+        )
+        with self._engine.connect() as connection:
+            rows = connection.execute(query).all()
+        frame = pd.DataFrame.from_records(rows, columns=columns)
+        return OrderEventFrame.validate(frame)
+
+    def rejected_counts(
+        self, date_from: dt.date | None = None, date_to: dt.date | None = None
+    ) -> dict[str, int]:
+        """The number of stale and quarantined lines per outcome, of dates in the range."""
+        rejected = tables.rejected_events
+        query = sa.select(rejected.c.outcome, sa.func.count()).group_by(rejected.c.outcome)
+        query = _between(query, rejected.c.date, date_from, date_to)
+        with self._engine.connect() as connection:
+            return {outcome: count for outcome, count in connection.execute(query)}
+
+    def rejected_events(
+        self, date_from: dt.date | None = None, date_to: dt.date | None = None
+    ) -> list[RejectedEvent]:
+        """The stale and quarantined lines of dates in the range, oldest first."""
+        query = _between(
+            sa.select(tables.rejected_events),
+            tables.rejected_events.c.date,
+            date_from,
+            date_to,
+        ).order_by(tables.rejected_events.c.id)
+        with self._engine.connect() as connection:
+            rows = connection.execute(query).all()
+        return [
+            RejectedEvent(
+                id=row.id,
+                outcome=Outcome(row.outcome),
+                reason=row.reason,
+                source=row.source,
+                line_number=row.line_number,
+                event_id=row.event_id,
+                order_id=row.order_id,
+                order_version=row.order_version,
+                document=row.document,
+                date=row.date,
+                rejected_at=row.rejected_at,
+            )
+            for row in rows
+        ]
+
+
+def alembic_config(connection: sa.Connection) -> Config:
+    """An Alembic configuration built in code, running the ledger's migrations on `connection`."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("path_separator", "os")
+    config.attributes["connection"] = connection
+    return config
+
+
+# Engine and locks
+
+
+def _create_engine(database_url: str) -> sa.Engine:
+    try:
+        url = sa.make_url(database_url)
+        if url.get_backend_name() != "sqlite":
+            return sa.create_engine(url)
+        _make_sqlite_folder(url)
+        engine = sa.create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS})
+    except (sa.exc.ArgumentError, ImportError, OSError) as error:
+        logger.debug("cannot create the database engine", exc_info=True)
+        raise ConfigurationError(
+            f"cannot use the ledger database named by {DATABASE_URL_VARIABLE}: {error}"
+        ) from error
+
+    sa.event.listen(engine, "connect", _configure_sqlite_connection)
+    sa.event.listen(engine, "begin", _begin_sqlite_transaction)
+    return engine
+
+
+def _make_sqlite_folder(url: sa.URL) -> None:
+    database = url.database or ""
+    if database in ("", ":memory:") or database.startswith("file:"):
+        return
+    Path(database).parent.mkdir(parents=True, exist_ok=True)
+
+
+def _configure_sqlite_connection(dbapi_connection: Any, connection_record: Any) -> None:
+    """WAL, a busy timeout and foreign keys; BEGIN is left to `_begin_sqlite_transaction`."""
+    # SQLAlchemy's documented recipe: stop pysqlite from emitting BEGIN on its own.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_SECONDS * 1000}")
+    cursor.execute("PRAGMA journal_mode = WAL")
+    cursor.execute("PRAGMA foreign_keys = ON")
+    cursor.close()
+
+
+def _begin_sqlite_transaction(connection: sa.Connection) -> None:
+    """`BEGIN IMMEDIATE` for a write transaction, so that writers never interleave."""
+    writes = connection.get_execution_options().get(_WRITES, False)
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if writes else "BEGIN")
+
+
+def _lock(connection: sa.Connection, names: Iterable[str]) -> None:
+    """Takes PostgreSQL transaction-scoped advisory locks, in one global order.
+
+    SQLite needs none: a write transaction holds the whole database's write lock.
+    """
+    # Limitation: other databases (MySQL, ...) get no lock. Two imports there can read facts
+    # from different moments; the unique constraints and a retried chunk stop a second
+    # version N from landing, but an event may be counted stale where it was a duplicate.
+    if connection.dialect.name != "postgresql":
+        return
+    for key in sorted({_lock_key(name) for name in names}):
+        connection.execute(sa.text("select pg_advisory_xact_lock(:key)"), {"key": key})
+
+
+def _lock_key(name: str) -> int:
+    """A signed 64-bit advisory-lock key; two names may share one, which only serialises more."""
+    digest = hashlib.sha256(f"ledger_pipeline:{name}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def _fixed_timezone(connection: sa.Connection, timezone: ZoneInfo | None) -> ZoneInfo:
+    """Stores the time zone of a new ledger; checks it against an existing ledger's."""
+    row = connection.execute(sa.select(tables.ledger_settings)).one_or_none()
+    if row is None:
+        timezone = timezone or ZoneInfo("UTC")
+        connection.execute(
+            tables.ledger_settings.insert().values(id=1, timezone=timezone.key, created_at=_now())
+        )
+        logger.info("created a ledger in time zone %s", timezone.key)
+        return timezone
+
+    if timezone is not None and timezone.key != row.timezone:
+        raise ConfigurationError(
+            f"{TIMEZONE_VARIABLE} is {timezone.key!r} but this ledger was created in "
+            f"{row.timezone!r}, and a ledger's time zone cannot change: set "
+            f"{TIMEZONE_VARIABLE}={row.timezone} to use this ledger, or point "
+            f"{DATABASE_URL_VARIABLE} at a new database to start a ledger in {timezone.key}"
+        )
+    return ZoneInfo(row.timezone)
+
+
+# Landing helpers
+
+
+def _parsed(source: str, line_number: int, raw: str | bytes) -> _Line:
+    try:
+        event = parse_event(raw)
+    except MalformedEvent as error:
+        return _Line(source, line_number, malformed=error)
+    return _Line(source, line_number, event=event, content_hash=content_hash(event))
+
+
+class _LandingFacts:
+    """What had landed for the events of a chunk, kept up to date as the chunk is decided."""
+
+    def __init__(self, hashes: dict[str, str], orders: dict[str, LandedOrder]):
+        self.hashes = hashes
+        self.orders = orders
+
+    @classmethod
+    def load(cls, connection: sa.Connection, events: Sequence[OrderEvent]) -> _LandingFacts:
+        event_ids = sorted({event.event_id for event in events})
+        order_ids = sorted({event.order.id for event in events})
+        hashes: dict[str, str] = {}
+        orders: dict[str, LandedOrder] = {}
+        if not events:
+            return cls(hashes, orders)
+
+        # A rejected event's hash counts too: importing it again is a duplicate.
+        rejected = connection.execute(
+            sa.select(tables.rejected_events.c.event_id, tables.rejected_events.c.content_hash)
+            .where(tables.rejected_events.c.event_id.in_(event_ids))
+            .where(tables.rejected_events.c.content_hash.is_not(None))
+            .order_by(tables.rejected_events.c.id.desc())
+        )
+        hashes.update((row.event_id, row.content_hash) for row in rejected)
+        landed = connection.execute(
+            sa.select(tables.order_events.c.event_id, tables.order_events.c.content_hash).where(
+                tables.order_events.c.event_id.in_(event_ids)
+            )
+        )
+        hashes.update((row.event_id, row.content_hash) for row in landed)
+
+        rows = connection.execute(
+            sa.select(
+                tables.order_events.c.order_id,
+                tables.order_events.c.order_version,
+                tables.order_events.c.occurred_at,
+                tables.order_events.c.type,
+            )
+            .where(tables.order_events.c.order_id.in_(order_ids))
+            .order_by(tables.order_events.c.order_id, tables.order_events.c.order_version)
+        )
+        for row in rows:
+            before = orders.get(row.order_id)
+            cancelled = row.type == EventType.CANCELLED or (before is not None and before.cancelled)
+            orders[row.order_id] = LandedOrder(row.order_version, row.occurred_at, cancelled)
+        return cls(hashes, orders)
+
+    def remember(self, event: OrderEvent, event_hash: str, outcome: Outcome) -> None:
+        if outcome is Outcome.DUPLICATE:
+            return
+        self.hashes.setdefault(event.event_id, event_hash)
+        if outcome is not Outcome.ACCEPTED:
+            return
+        before = self.orders.get(event.order.id)
+        cancelled = event.type is EventType.CANCELLED or (before is not None and before.cancelled)
+        self.orders[event.order.id] = LandedOrder(event.order.version, event.occurred_at, cancelled)
+
+
+def _stored_rejections(connection: sa.Connection, lines: Sequence[_Line]) -> set[tuple]:
+    """The rejections already stored for these lines, so that importing again adds none."""
+    places = sorted({(line.source, line.line_number) for line in lines})
+    if not places:
+        return set()
+    rows = connection.execute(
+        sa.select(
+            tables.rejected_events.c.source,
+            tables.rejected_events.c.line_number,
+            tables.rejected_events.c.outcome,
+            tables.rejected_events.c.reason,
+            tables.rejected_events.c.event_id,
+            tables.rejected_events.c.content_hash,
+        ).where(
+            sa.tuple_(tables.rejected_events.c.source, tables.rejected_events.c.line_number).in_(
+                places
+            )
+        )
+    )
+    return {tuple(row) for row in rows}
+
+
+def _rejection_identity(row: Mapping[str, Any]) -> tuple:
+    return (
+        row["source"],
+        row["line_number"],
+        row["outcome"],
+        row["reason"],
+        row["event_id"],
+        row["content_hash"],
+    )
+
+
+def _rejected_row(
+    line: _Line, decision: LandingDecision, now: dt.datetime, timezone: ZoneInfo
+) -> dict[str, Any]:
+    event = line.event
+    moment = event.occurred_at if event else now
+    return {
+        "outcome": str(decision.outcome),
+        "reason": decision.reason or "",
+        "source": line.source,
+        "line_number": line.line_number,
+        "event_id": line.event_id,
+        "order_id": event.order.id if event else None,
+        "order_version": event.order.version if event else None,
+        "document": _document_text(event) if event else None,
+        "content_hash": line.content_hash,
+        "date": moment.astimezone(timezone).date(),
+        "rejected_at": now,
+    }
+
+
+def _document_text(event: OrderEvent) -> str:
+    return json.dumps(event_document(event), sort_keys=True, separators=(",", ":"))
+
+
+def _log_decision(line: _Line, decision: LandingDecision) -> None:
+    event = line.event
+    if event is None:
+        logger.debug(
+            "%s line %d: quarantined (event %s): %s",
+            line.source,
+            line.line_number,
+            line.event_id,
+            decision.reason,
+        )
+        return
+    logger.debug(
+        "%s line %d: event %s of order %s version %d %s%s",
+        line.source,
+        line.line_number,
+        event.event_id,
+        event.order.id,
+        event.order.version,
+        decision.outcome,
+        f": {decision.reason}" if decision.reason else "",
+    )
+
+
+# Posting helpers
+
+
+def _code_lookup(
+    stored: Sequence[sa.Row], rules: Sequence[CodeRule]
+) -> Callable[[str, Mapping[str, object]], str | None]:
+    """A key keeps the code stored on the order's earliest entry with that key; a new key gets
+    the code of the first rule that matches, or None."""
+    stored_codes: dict[str, str | None] = {}
+    for row in stored:
+        stored_codes.setdefault(row.key, row.ledger_code)
+
+    def code_for(key: str, attributes: Mapping[str, object]) -> str | None:
+        if key in stored_codes:
+            return stored_codes[key]
+        return next((rule.code for rule in rules if rule.matches(attributes)), None)
+
+    return code_for
+
+
+def _entry_row(entry: LedgerEntry) -> dict[str, Any]:
+    return {name: getattr(entry, name) for name in _ENTRY_FIELDS}
+
+
+def _code_rule(row: sa.Row) -> CodeRule:
+    match = {
+        name: getattr(row, name) for name in CODE_RULE_FIELDS if getattr(row, name) is not None
+    }
+    return CodeRule(
+        id=row.id, position=row.position, code=row.code, match=match, created_at=row.created_at
+    )
+
+
+# Small helpers
+
+
+def _chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    chunk: list[T] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _between(
+    query: sa.Select, column: sa.ColumnElement, date_from: dt.date | None, date_to: dt.date | None
+) -> sa.Select:
+    if date_from is not None:
+        query = query.where(column >= date_from)
+    if date_to is not None:
+        query = query.where(column <= date_to)
+    return query
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _first_line(error: object) -> str:
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__

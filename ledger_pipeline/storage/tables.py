@@ -1,0 +1,223 @@
+"""The ledger's tables, in SQLAlchemy Core. Alembic migrations create them; a test checks that
+the migrated schema matches this metadata on SQLite and PostgreSQL.
+
+Conventions: times are stored in UTC and read back as aware UTC datetimes; money and measures
+are integers of minor units (BIGINT); tags are the JSON text of a sorted list of strings.
+Nothing here holds a raw input line: documents are the allow-listed `event_document`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+import sqlalchemy as sa
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# Alembic's own table is renamed so that it cannot meet another tool's (Dagster's storage
+# keeps an `alembic_version` table too) when both share a database.
+VERSION_TABLE = "ledger_schema_version"
+
+metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class UTCDateTime(sa.TypeDecorator[dt.datetime]):
+    """An aware datetime stored in UTC and read back as an aware UTC datetime.
+
+    SQLite has no time zones, so the UTC wall time is stored there without an offset.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"a naive datetime cannot be stored as UTC: {value.isoformat()}")
+        value = value.astimezone(dt.UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=dt.UTC)
+        return value.astimezone(dt.UTC)
+
+
+class Tags(sa.TypeDecorator[tuple[str, ...]]):
+    """A tuple of tags stored as the JSON text of their sorted list."""
+
+    impl = sa.Text
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Any) -> str | None:
+        if value is None:
+            return None
+        return json.dumps(sorted(value), ensure_ascii=False)
+
+    def process_result_value(self, value: str | None, dialect: Any) -> tuple[str, ...] | None:
+        if value is None:
+            return None
+        return tuple(json.loads(value))
+
+
+def _money(name: str) -> sa.Column:
+    return sa.Column(name, sa.BigInteger, nullable=False)
+
+
+ledger_settings = sa.Table(
+    "ledger_settings",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("timezone", sa.String, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.CheckConstraint("id = 1", name="single_row"),
+)
+"""One row: what was fixed when the ledger was created."""
+
+
+order_events = sa.Table(
+    "order_events",
+    metadata,
+    sa.Column("event_id", sa.String, primary_key=True),
+    sa.Column("order_id", sa.String, nullable=False),
+    sa.Column("order_version", sa.Integer, nullable=False),
+    sa.Column("type", sa.String, nullable=False),
+    sa.Column("occurred_at", UTCDateTime, nullable=False),
+    sa.Column("date", sa.Date, nullable=False),
+    sa.Column("document", sa.Text, nullable=False),
+    sa.Column("content_hash", sa.String(64), nullable=False),
+    sa.Column("source", sa.String, nullable=True),
+    sa.Column("line_number", sa.Integer, nullable=True),
+    sa.Column("landed_at", UTCDateTime, nullable=False),
+    sa.Column("posted_at", UTCDateTime, nullable=True),
+    sa.UniqueConstraint("order_id", "order_version"),
+    sa.Index(None, "date"),
+    sa.Index(None, "posted_at"),
+)
+"""Every accepted order event. `date` is the accounting date: the local date of `occurred_at`
+in the ledger's time zone. `posted_at` is null until the event's entries are in the ledger."""
+
+
+rejected_events = sa.Table(
+    "rejected_events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("outcome", sa.String, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("source", sa.String, nullable=False),
+    sa.Column("line_number", sa.Integer, nullable=False),
+    sa.Column("event_id", sa.String, nullable=True),
+    sa.Column("order_id", sa.String, nullable=True),
+    sa.Column("order_version", sa.Integer, nullable=True),
+    sa.Column("document", sa.Text, nullable=True),
+    sa.Column("content_hash", sa.String(64), nullable=True),
+    sa.Column("date", sa.Date, nullable=False),
+    sa.Column("rejected_at", UTCDateTime, nullable=False),
+    sa.Index(None, "source", "line_number"),
+    sa.Index(None, "event_id"),
+    sa.Index(None, "date"),
+)
+"""Stale and quarantined events, kept for inspection and never posted. `document` is set when
+the line parsed; the raw line is never kept, as it may hold personal data. `date` is the
+event's accounting date when it parsed, else the local date of the import that rejected it."""
+
+
+ledger_entries = sa.Table(
+    "ledger_entries",
+    metadata,
+    sa.Column("entry_id", sa.String, primary_key=True),
+    sa.Column(
+        "event_id", sa.String, sa.ForeignKey("order_events.event_id"), nullable=False, index=True
+    ),
+    sa.Column("event_type", sa.String, nullable=False),
+    sa.Column("order_id", sa.String, nullable=False),
+    sa.Column("order_version", sa.Integer, nullable=False),
+    sa.Column("line_id", sa.String, nullable=False),
+    sa.Column("account", sa.String, nullable=False),
+    sa.Column("account_type", sa.String, nullable=False),
+    _money("debit"),
+    _money("credit"),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("currency_precision", sa.Integer, nullable=False),
+    sa.Column("ledger_code", sa.String, nullable=True),
+    sa.Column("description", sa.String, nullable=False),
+    sa.Column("key", sa.String, nullable=False),
+    sa.Column("date", sa.Date, nullable=False, index=True),
+    sa.Column("occurred_at", UTCDateTime, nullable=False),
+    sa.Column("destination", sa.String, nullable=False),
+    sa.Column("test", sa.Boolean, nullable=False),
+    sa.Column("deferred", sa.Boolean, nullable=False),
+    sa.Column("redeemed", sa.Boolean, nullable=False),
+    sa.Column("noshow", sa.Boolean, nullable=False),
+    sa.Column("upgraded", sa.Boolean, nullable=False),
+    sa.Column("reseller", sa.String, nullable=True),
+    sa.Column("reseller_band", sa.String, nullable=True),
+    sa.Column("reseller_channel", sa.String, nullable=True),
+    sa.Column("reseller_tags", Tags, nullable=False),
+    sa.Column("unit", sa.String, nullable=False),
+    sa.Column("option", sa.String, nullable=False),
+    sa.Column("product", sa.String, nullable=False),
+    sa.Column("product_tags", Tags, nullable=False),
+    sa.Column("package_product", sa.String, nullable=True),
+    sa.Column("package_option", sa.String, nullable=True),
+    sa.Column("promotion", sa.String, nullable=True),
+    sa.Column("promotion_tags", Tags, nullable=False),
+    sa.Column("package_promotion", sa.String, nullable=True),
+    sa.Column("package_promotion_tags", Tags, nullable=False),
+    sa.Column("ledger_code_account_type", sa.String, nullable=False),
+    sa.Column("travel_date", sa.Date, nullable=False),
+    sa.Column("redemption_date", sa.Date, nullable=True),
+    sa.Column("order", sa.String, nullable=False),
+    sa.Column("order_channel", sa.String, nullable=True),
+    sa.Column("order_source", sa.String, nullable=True),
+    sa.Column("sale_type", sa.String, nullable=True),
+    _money("quantity"),
+    _money("size"),
+    _money("revenue_total"),
+    _money("discount_total"),
+    _money("adjustment_total"),
+    _money("commission_adjustment_total"),
+    _money("total"),
+    _money("commission_total"),
+    _money("wholesale_total"),
+    _money("tax_total"),
+    sa.Index(None, "order_id", "key"),
+)
+"""One row per `LedgerEntry`, one column per field of the same name. Rows are never updated."""
+
+
+CODE_RULE_FIELDS = (
+    "account",
+    "product",
+    "option",
+    "unit",
+    "order_channel",
+    "order_source",
+    "destination",
+    "reseller",
+    "sale_type",
+    "currency",
+)
+"""The entry attributes a ledger-code rule can match on; a null field matches anything."""
+
+ledger_code_rules = sa.Table(
+    "ledger_code_rules",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("position", sa.Integer, nullable=False, index=True),
+    sa.Column("code", sa.String, nullable=False),
+    *(sa.Column(name, sa.String, nullable=True) for name in CODE_RULE_FIELDS),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+"""The ordered rules that give a new ledger entry its code: the first match by position wins."""
