@@ -6,7 +6,7 @@ import pytest
 from typer.testing import CliRunner
 
 from ledger_pipeline.cli import app
-from ledger_pipeline_tests.test_storage import history, jsonl, raw_event
+from ledger_pipeline_tests.factories import history, jsonl, raw_event
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from typer.testing import CliRunner
 
 from ledger_pipeline.cli import app
-from ledger_pipeline_tests.test_storage import raw_event
+from ledger_pipeline_tests.factories import raw_event
 
 CUSTOMER = {
     "name": "Zelda Quibblethorpe",

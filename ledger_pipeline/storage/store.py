@@ -43,7 +43,7 @@ from ledger_pipeline.core.posting import ACCOUNTS, LedgerEntry, OrderLedger, pos
 from ledger_pipeline.errors import ConfigurationError, LedgerError, MalformedEvent
 from ledger_pipeline.schemas import LedgerEntryFrame, OrderEventFrame
 from ledger_pipeline.settings import DATABASE_URL_VARIABLE, TIMEZONE_VARIABLE, Settings
-from ledger_pipeline.storage import tables
+from ledger_pipeline.storage import sql_models, tables
 from ledger_pipeline.storage.tables import CODE_RULE_FIELDS
 
 logger = logging.getLogger(__name__)
@@ -648,6 +648,28 @@ class LedgerStore:
             )
             for row in rows
         ]
+
+    # SQL models
+
+    def query_model(self, name: str, **parameters: object) -> pd.DataFrame:
+        """The rows of a `dbt_like_sql` model, run with bound parameters."""
+        statement = sql_models.model_select(name, parameters).columns(date=sa.Date)
+        with self._engine.connect() as connection:
+            result = connection.execute(statement)
+            return pd.DataFrame.from_records(result.all(), columns=list(result.keys()))
+
+    def materialize_model(self, name: str, *, date_from: dt.date, date_to: dt.date) -> int:
+        """Replaces the model's table rows of the dates `date_from`..`date_to` by the model's
+        current rows, in one transaction; returns the number of rows written."""
+        table = sql_models.MATERIALIZED[name]
+        names = [column.name for column in table.columns]
+        select = sql_models.model_select(
+            name, {"date_from": date_from, "date_to": date_to}
+        ).columns(*(sa.column(column_name) for column_name in names))
+        with self._writing() as connection:
+            connection.execute(table.delete().where(table.c.date.between(date_from, date_to)))
+            result = connection.execute(table.insert().from_select(names, select))
+        return result.rowcount
 
 
 def alembic_config(connection: sa.Connection) -> Config:

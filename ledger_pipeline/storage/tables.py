@@ -221,3 +221,18 @@ ledger_code_rules = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
 )
 """The ordered rules that give a new ledger entry its code: the first match by position wins."""
+
+daily_ledger_totals = sa.Table(
+    "daily_ledger_totals",
+    metadata,
+    sa.Column("date", sa.Date, nullable=False),
+    sa.Column("account", sa.String, nullable=False),
+    sa.Column("account_type", sa.String, nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("entries", sa.BigInteger, nullable=False),
+    sa.Column("debit", sa.BigInteger, nullable=False),
+    sa.Column("credit", sa.BigInteger, nullable=False),
+    sa.PrimaryKeyConstraint("date", "account", "currency"),
+)
+"""Debit and credit per accounting date, account and currency: the `agg_daily_ledger_totals`
+model, materialized for the dates of each run."""

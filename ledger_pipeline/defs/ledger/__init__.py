@@ -1,0 +1,1 @@
+"""Order events to ledger entries: daily partitions, checks, sensors and the daily schedule."""
