@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
+from ledger_pipeline.adapters.hotel_bookings import HotelRejection, iter_hotel_booking_events
 from ledger_pipeline.errors import InputFileError
 from ledger_pipeline.storage.store import LandingReport, LedgerStore
+
+logger = logging.getLogger(__name__)
 
 
 def land_file(store: LedgerStore, path: Path) -> LandingReport:
@@ -32,3 +38,49 @@ def file_records(source: str, handle: BinaryIO) -> Iterator[tuple[str, int, byte
                 yield source, number, line.rstrip(b"\r\n")
     except OSError as error:
         raise InputFileError(f"cannot read {source}: {error.strerror or error}") from error
+
+
+@dataclass
+class HotelLandingReport:
+    """What an import of the hotel bookings file did: the landing counts of its events and the
+    rows that could not become events at all."""
+
+    landing: LandingReport
+    bookings: int = 0
+    unreadable_rows: list[HotelRejection] = field(default_factory=list)
+
+
+def land_hotel_bookings(
+    store: LedgerStore,
+    path: Path,
+    on_progress: Callable[[int], None] | None = None,
+) -> HotelLandingReport:
+    """Lands the order events of the hotel bookings CSV (see docs/hotel_bookings.md).
+
+    Each event is landed with its CSV data row number as its line number, so a rejection
+    names the row it came from.
+
+    Args:
+        on_progress: called with the number of bookings read so far, every 1,000 bookings.
+    """
+    report = HotelLandingReport(LandingReport())
+
+    def event_records() -> Iterator[tuple[str, int, str]]:
+        for record in iter_hotel_booking_events(path):
+            if isinstance(record, HotelRejection):
+                report.unreadable_rows.append(record)
+                logger.warning("row %d of %s: %s", record.row, path.name, record.reason)
+                continue
+            report.bookings += 1
+            if on_progress and report.bookings % 1000 == 0:
+                on_progress(report.bookings)
+            for event in record.events:
+                yield path.name, record.row, json.dumps(event)
+
+    try:
+        report.landing = store.land(event_records())
+    except OSError as error:
+        raise InputFileError(f"cannot read {path}: {error.strerror or error}") from error
+    if on_progress:
+        on_progress(report.bookings)
+    return report

@@ -8,6 +8,8 @@ from ledger_pipeline.defs.ledger.resources import LedgerResource
 from ledger_pipeline.importing import land_file
 
 LEDGER_JOB = "ledger_job"
+# Carried by every run that posts, so an instance can limit posting runs to one at a time.
+POSTING_TAG = "ledger/posting"
 
 
 def build_ledger_job(partitions_def: dg.DailyPartitionsDefinition):
@@ -15,6 +17,7 @@ def build_ledger_job(partitions_def: dg.DailyPartitionsDefinition):
         LEDGER_JOB,
         selection=dg.AssetSelection.groups("ledger"),
         partitions_def=partitions_def,
+        tags={POSTING_TAG: "true"},
         description="Posts the landed order events of a range of accounting dates.",
     )
 

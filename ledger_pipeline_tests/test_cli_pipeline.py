@@ -1,0 +1,105 @@
+"""The commands that run the pipeline: importing the hotel bookings, status, materialize."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from ledger_pipeline.cli import app
+from ledger_pipeline_tests.factories import jsonl, raw_event
+
+HOTEL_FILE = Path(__file__).resolve().parents[1] / "data" / "hotel_bookings.csv.gz"
+
+
+@pytest.fixture
+def ledger(tmp_path, monkeypatch):
+    """A fresh SQLite ledger in Europe/Lisbon and a Dagster home; runs one command."""
+    monkeypatch.setenv("LEDGER_DATABASE_URL", f"sqlite:///{tmp_path / 'ledger.db'}")
+    monkeypatch.setenv("LEDGER_TIMEZONE", "Europe/Lisbon")
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster"))
+    runner = CliRunner()
+
+    def run(*args: str):
+        return runner.invoke(app, list(args))
+
+    return run
+
+
+def hotel_slice(tmp_path, rows: int) -> Path:
+    """The header and the first `rows` bookings of the real file, gzipped."""
+    with gzip.open(HOTEL_FILE, "rt", encoding="utf-8", newline="") as source:
+        lines = [source.readline() for _ in range(rows + 1)]
+    path = tmp_path / "hotel_slice.csv.gz"
+    with gzip.open(path, "wt", encoding="utf-8", newline="") as target:
+        target.writelines(lines)
+    return path
+
+
+def test_importing_hotel_bookings_lands_two_events_per_booking(ledger, tmp_path):
+    path = hotel_slice(tmp_path, 3)
+
+    first = ledger("import", str(path), "--format", "hotel-bookings")
+    again = ledger("import-hotel-bookings", str(path))
+
+    assert first.exit_code == 0, first.output
+    assert first.stdout.splitlines() == [
+        "hotel_slice.csv.gz: 3 bookings",
+        "hotel_slice.csv.gz: 6 accepted, 0 duplicate, 0 stale, 0 quarantined",
+    ]
+    assert again.stdout.splitlines()[1] == (
+        "hotel_slice.csv.gz: 0 accepted, 6 duplicate, 0 stale, 0 quarantined"
+    )
+
+
+def test_status_shows_events_rejections_and_balance(ledger, tmp_path):
+    path = tmp_path / "orders.jsonl"
+    path.write_text("\n".join(jsonl(raw_event("e1"), "{broken")) + "\n")
+    ledger("import", str(path))
+    ledger("post")
+
+    result = ledger("status")
+
+    assert result.exit_code == 0, result.output
+    # One confirmed order of 22.00: Dr cash 22.00 = Cr deferred_revenue 20.00 + Cr tax 2.00.
+    assert "  confirmed: 1 landed, 1 posted" in result.stdout
+    assert "  quarantined: 1 x bad JSON: Expecting property name enclosed in double quotes" in (
+        result.stdout
+    )
+    assert "  EUR: 3 entries, debit 22.00, credit 22.00: balanced" in result.stdout
+
+
+def test_materialize_runs_the_assets_through_dagster_in_few_runs(ledger, tmp_path):
+    path = tmp_path / "orders.jsonl"
+    path.write_text(
+        "\n".join(
+            jsonl(
+                raw_event("e1", "order-1", occurred_at="2024-11-15T09:00:00+00:00"),
+                raw_event("e2", "order-2", occurred_at="2024-11-19T09:00:00+00:00"),
+            )
+        )
+        + "\n"
+    )
+    ledger("import", str(path))
+
+    result = ledger("materialize", "--days-per-run", "3")
+    status = ledger("status")
+
+    assert result.exit_code == 0, result.output
+    runs = [line for line in result.stdout.splitlines() if line.startswith("run ")]
+    assert [line.split()[2] for line in runs] == [
+        "2024-11-15..2024-11-17:",
+        "2024-11-18..2024-11-19:",
+    ]
+    assert [line.split()[4] for line in runs] == ["3", "3"]
+    assert "  EUR: 6 entries, debit 44.00, credit 44.00: balanced" in status.stdout
+    assert (tmp_path / "dagster").is_dir()
+
+
+def test_materialize_without_events_says_what_to_do(ledger):
+    result = ledger("materialize")
+
+    assert result.exit_code == 1
+    assert "no landed events: import some first, or give --from and --to" in result.output
