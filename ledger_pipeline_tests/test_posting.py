@@ -554,3 +554,27 @@ def test_entry_columns_describe_order_line_and_account():
         TRAVEL_DAY,
         "EUR",
     )
+
+
+def test_commission_reduction_on_a_refund_tie_is_rounded_half_to_even():
+    # Half of a 2.00 line refunded: the commission of 0.03 falls by 0.03 x 1/2 = 0.015, and the
+    # reduction (not the commission kept) is rounded half to even: 2 minor units, leaving 0.01.
+    line = replace(CHILD, travel_date=SALE_DAY.date(), retail=200, tax=0, commission=3, quantity=1)
+    order = replace(EUR_ORDER, items=(line,))
+    cancelled = later(order, cancellation=Cancellation(Refund.PARTIAL, 100))
+
+    _, cancellation = post_all(
+        [
+            event(order, EventType.CONFIRMED, SALE_DAY),
+            event(cancelled, EventType.CANCELLED, SALE_DAY),
+        ]
+    )
+
+    assert cancellation == sorted(
+        [
+            ("revenue", "li-2", 100, 0),
+            ("cash", "li-2", 0, 100),
+            ("commission", "li-2", 0, 2),
+            ("commission_payable", "li-2", 2, 0),
+        ]
+    )
