@@ -1,11 +1,15 @@
-"""The `ledger-pipeline` command: import order events, post them, manage ledger-code rules.
+"""The `ledger-pipeline` command: import order events, post them, manage ledger-code rules and
+registries, print a registry's summaries and reports.
 
 The ledger is the one named by `LEDGER_DATABASE_URL` (and `LEDGER_TIMEZONE`), see
 `ledger_pipeline.settings`. A user-facing error prints one line on stderr and exits with 1;
 its detail goes to the log (`--log-level debug` shows it).
 """
 
+import csv
 import datetime as dt
+import io
+import json
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,6 +19,7 @@ from typing import Annotated
 
 import sqlalchemy as sa
 import typer
+import yaml
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -26,7 +31,9 @@ from rich.progress import (
 )
 
 from ledger_pipeline.core.money import currency_precision, format_minor
-from ledger_pipeline.errors import LedgerError, UnknownCurrency
+from ledger_pipeline.core.payloads import ledger_report, ledger_summaries, report_columns
+from ledger_pipeline.core.registry import Registry, parse_since
+from ledger_pipeline.errors import LedgerError, RegistryError, UnknownCurrency
 from ledger_pipeline.importing import land_file, land_hotel_bookings
 from ledger_pipeline.materializing import (
     DEFAULT_DAYS_PER_RUN,
@@ -35,6 +42,7 @@ from ledger_pipeline.materializing import (
     run_ranges,
 )
 from ledger_pipeline.settings import Settings
+from ledger_pipeline.storage.registries import CREATED, UNCHANGED, RegistryStore
 from ledger_pipeline.storage.store import CodeRule, LandingReport, LedgerStore, PostingReport
 
 logger = logging.getLogger(__name__)
@@ -49,6 +57,11 @@ codes_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(codes_app, name="codes")
+registry_app = typer.Typer(
+    help="Registries: which ledger entries an accounting system receives, grouped how, where.",
+    no_args_is_help=True,
+)
+app.add_typer(registry_app, name="registry")
 
 
 @app.callback()
@@ -324,6 +337,347 @@ def codes_remove(
         typer.echo(f"removed rule {rule.id}: {_described(rule)}")
 
 
+# Registries
+
+DestinationOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--destination",
+        metavar="D",
+        help="Take orders of this destination (repeat for more); none given: every one.",
+    ),
+]
+EntryTypeOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--entry-type",
+        metavar="ACCOUNT",
+        help="Take entries of this account, e.g. cash or deferred_revenue (repeat for more); "
+        "none given: every account.",
+    ),
+]
+GroupByOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--group-by",
+        metavar="COLUMN",
+        help="Group payloads by this column, e.g. product (repeat for more, in order).",
+    ),
+]
+TotalOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--total",
+        metavar="TOTAL",
+        help="Sum this total in reports, e.g. quantity (repeat for more); none given: debit "
+        "and credit.",
+    ),
+]
+SinceOption = Annotated[
+    str | None,
+    typer.Option(
+        "--since",
+        metavar="YYYY-MM-DD|ISO",
+        help="Deliver events posted from this moment (a date is its midnight in the ledger's "
+        "time zone); default: the registry's creation.",
+    ),
+]
+SecretOption = Annotated[
+    str | None,
+    typer.Option(
+        "--secret",
+        help="The signing secret (whsec_ and base64 of at least 24 bytes); default: generated.",
+    ),
+]
+RegistryName = Annotated[str, typer.Argument(metavar="NAME", help="The registry's name.")]
+
+
+class ListField(StrEnum):
+    DESTINATIONS = "destinations"
+    ENTRY_TYPES = "entry-types"
+    GROUP_BY = "group-by"
+    TOTALS = "totals"
+
+
+class ReportFormat(StrEnum):
+    JSON = "json"
+    CSV = "csv"
+
+
+@registry_app.command("create")
+def registry_create(
+    name: Annotated[
+        str,
+        typer.Argument(
+            metavar="NAME", help="Unique, URL-safe: a-z, 0-9, _ and -, up to 63 characters."
+        ),
+    ],
+    url: Annotated[str, typer.Option("--url", help="The http(s) URL payloads are sent to.")],
+    destinations: DestinationOption = None,
+    entry_types: EntryTypeOption = None,
+    group_by: GroupByOption = None,
+    totals: TotalOption = None,
+    include_test: Annotated[
+        bool, typer.Option("--include-test", help="Take entries of test orders too.")
+    ] = False,
+    since: SinceOption = None,
+    secret: SecretOption = None,
+) -> None:
+    """Create a registry. Its secret is printed once, here: keep it."""
+    with _user_errors(), _store() as store:
+        registries = RegistryStore(store)
+        registry = registries.create(
+            Registry(
+                name=name,
+                url=url,
+                destinations=tuple(destinations or ()),
+                entry_types=tuple(entry_types or ()),
+                group_by=tuple(group_by or ()),
+                totals=tuple(totals or ()),
+                include_test=include_test,
+                since=parse_since(since, store.timezone) if since else None,
+                secret=secret,
+            )
+        )
+    typer.echo(f"created registry {registry.name}")
+    if secret is None:
+        typer.echo(f"secret: {registry.secret}")
+        typer.echo("(shown once: keep it where the receiver can verify signatures)")
+    else:
+        typer.echo("secret: the one given")
+
+
+@registry_app.command("list")
+def registry_list() -> None:
+    """List the registries: name, state, URL, entry types and group-by columns."""
+    with _user_errors(), _store() as store:
+        registries = RegistryStore(store).list()
+    if not registries:
+        typer.echo("no registries")
+        return
+    for registry in registries:
+        state = "enabled" if registry.enabled else "disabled"
+        typer.echo(
+            f"{registry.name}: {state}, {registry.url}, "
+            f"entry types {_names(registry.entry_types, 'all')}, "
+            f"group by {_names(registry.group_by, 'nothing')}"
+        )
+
+
+@registry_app.command("show")
+def registry_show(name: RegistryName) -> None:
+    """Show a registry's fields (never its secret)."""
+    with _user_errors(), _store() as store:
+        registry = RegistryStore(store).get(name)
+    for line in _registry_lines(registry):
+        typer.echo(line)
+
+
+@registry_app.command("update")
+def registry_update(
+    name: RegistryName,
+    url: Annotated[
+        str | None, typer.Option("--url", help="The http(s) URL payloads are sent to.")
+    ] = None,
+    destinations: DestinationOption = None,
+    entry_types: EntryTypeOption = None,
+    group_by: GroupByOption = None,
+    totals: TotalOption = None,
+    include_test: Annotated[
+        bool | None,
+        typer.Option("--include-test/--exclude-test", help="Take entries of test orders or not."),
+    ] = None,
+    since: SinceOption = None,
+    secret: Annotated[
+        str | None,
+        typer.Option(
+            "--secret",
+            help="A new signing secret; the old one stays valid for 24 hours (see rotate-secret).",
+        ),
+    ] = None,
+    clear: Annotated[
+        list[ListField] | None,
+        typer.Option(
+            "--clear",
+            metavar="LIST",
+            help="Reset a list to its default (destinations, entry types: all; group-by: "
+            "nothing; totals: debit and credit). Repeat for more.",
+        ),
+    ] = None,
+) -> None:
+    """Change a registry. A list given replaces the stored one; fields not given stay."""
+    with _user_errors(), _store() as store:
+        changes: dict[str, object] = {field.value.replace("-", "_"): () for field in (clear or ())}
+        given = {
+            "url": url,
+            "destinations": tuple(destinations) if destinations else None,
+            "entry_types": tuple(entry_types) if entry_types else None,
+            "group_by": tuple(group_by) if group_by else None,
+            "totals": tuple(totals) if totals else None,
+            "include_test": include_test,
+            "since": parse_since(since, store.timezone) if since else None,
+            "secret": secret,
+        }
+        for field_name, value in given.items():
+            if value is None:
+                continue
+            if field_name in changes:
+                option = field_name.replace("_", "-")
+                raise RegistryError(f"--clear {option} and a new value for it: give one")
+            changes[field_name] = value
+        if not changes:
+            raise RegistryError("nothing to update: give a field to change (see --help)")
+
+        registries = RegistryStore(store)
+        before = registries.get(name)
+        after = registries.update(name, **changes)
+    changed = [
+        field_name
+        for field_name in changes
+        if getattr(before, field_name) != getattr(after, field_name)
+    ]
+    if changed:
+        typer.echo(f"updated registry {name}: {', '.join(changed)}")
+    else:
+        typer.echo(f"registry {name} unchanged")
+
+
+@registry_app.command("enable")
+def registry_enable(name: RegistryName) -> None:
+    """Enable a registry: its waiting deliveries go out again, in order."""
+    with _user_errors(), _store() as store:
+        RegistryStore(store).enable(name)
+    typer.echo(f"enabled registry {name}")
+
+
+@registry_app.command("disable")
+def registry_disable(name: RegistryName) -> None:
+    """Disable a registry: its deliveries wait until it is enabled again."""
+    with _user_errors(), _store() as store:
+        RegistryStore(store).disable(name)
+    typer.echo(f"disabled registry {name}")
+
+
+@registry_app.command("delete")
+def registry_delete(name: RegistryName) -> None:
+    """Delete a registry."""
+    with _user_errors(), _store() as store:
+        RegistryStore(store).delete(name)
+    typer.echo(f"deleted registry {name}")
+
+
+@registry_app.command("rotate-secret")
+def registry_rotate_secret(name: RegistryName) -> None:
+    """Give a registry a new secret, printed once; the old one stays valid for 24 hours."""
+    with _user_errors(), _store() as store:
+        registry = RegistryStore(store).rotate_secret(name)
+    expires = registry.previous_secret_expires_at
+    assert expires is not None
+    typer.echo(f"rotated the secret of registry {name}")
+    typer.echo(f"secret: {registry.secret}")
+    typer.echo(f"(shown once; the previous secret stays valid until {_moment(expires)})")
+
+
+@registry_app.command("apply")
+def registry_apply(
+    path: Annotated[
+        Path,
+        typer.Argument(
+            metavar="FILE",
+            help="YAML: a list of registries (or registries: [...]), each a mapping of fields.",
+        ),
+    ],
+) -> None:
+    """Create or update the registries of a YAML file so that they equal it, all or none.
+
+    Fields: name and url (required), destinations, entry_types, group_by, totals (lists),
+    include_test, since (a date or an ISO date and time), enabled, secret. A field left out
+    takes its default, except enabled and secret, which stay as they are. Registries not in the
+    file are left alone. Prints, per registry: created, updated (with the fields) or unchanged.
+    """
+    with _user_errors():
+        document = _read_yaml(path)
+        with _store() as store:
+            changes = RegistryStore(store).apply(document)
+    for change in changes:
+        if change.action == CREATED:
+            typer.echo(f"{change.name}: created")
+            if change.secret_generated and change.registry is not None:
+                typer.echo(f"  secret: {change.registry.secret} (shown once: keep it)")
+        elif change.action == UNCHANGED:
+            typer.echo(f"{change.name}: unchanged")
+        else:
+            typer.echo(f"{change.name}: updated {', '.join(change.fields)}")
+
+
+# Payloads
+
+RegistryOption = Annotated[
+    str, typer.Option("--registry", metavar="NAME", help="The registry whose payloads to build.")
+]
+FromOption = Annotated[
+    dt.datetime,
+    typer.Option(
+        "--from",
+        formats=["%Y-%m-%d"],
+        metavar="YYYY-MM-DD",
+        help="First accounting date (local to the ledger's time zone).",
+    ),
+]
+ToOption = Annotated[
+    dt.datetime,
+    typer.Option(
+        "--to",
+        formats=["%Y-%m-%d"],
+        metavar="YYYY-MM-DD",
+        help="Last accounting date, included.",
+    ),
+]
+
+
+@app.command()
+def summary(registry_name: RegistryOption, date_from: FromOption, date_to: ToOption) -> None:
+    """Print a registry's ledger summaries of the order events of a range of accounting dates.
+
+    A JSON array, one object per order event whose entries pass the registry's filters, in
+    the order the events occurred. The registry's since date and state do not apply here.
+    """
+    with _user_errors():
+        first, last = _date_range(date_from, date_to)
+        with _store() as store:
+            registry = RegistryStore(store).get(registry_name)
+            summaries = ledger_summaries(registry, store.entries(first, last))
+    logger.info("built %d summaries of registry %s", len(summaries), registry_name)
+    typer.echo(json.dumps(summaries, indent=2, ensure_ascii=False))
+
+
+@app.command()
+def report(
+    registry_name: RegistryOption,
+    date_from: FromOption,
+    date_to: ToOption,
+    output_format: Annotated[
+        ReportFormat, typer.Option("--format", help="json: an array of rows; csv: with a header.")
+    ] = ReportFormat.JSON,
+) -> None:
+    """Print a registry's ledger report of a range of accounting dates.
+
+    One row per group of the registry's group-by columns and currency, with its totals. A tag
+    column gives one row per tag and one with no tag, so an entry with two tags is in two rows.
+    """
+    with _user_errors():
+        first, last = _date_range(date_from, date_to)
+        with _store() as store:
+            registry = RegistryStore(store).get(registry_name)
+            rows = ledger_report(registry, store.entries(first, last))
+    logger.info("built a report of %d rows of registry %s", len(rows), registry_name)
+    if output_format == ReportFormat.CSV:
+        header = [*report_columns(registry), *registry.totals]
+        typer.echo(_csv(header, rows), nl=False)
+    else:
+        typer.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+
+
 # Helpers
 
 
@@ -412,3 +766,78 @@ def _described(rule: CodeRule) -> str:
 def _first_line(error: BaseException) -> str:
     text = str(getattr(error, "orig", None) or error).strip()
     return text.splitlines()[0] if text else type(error).__name__
+
+
+def _registry_lines(registry: Registry) -> list[str]:
+    """What `registry show` prints: every field but the secret, of which only its state."""
+    rotated = registry.secret_rotated_at
+    rotation = "set, never rotated"
+    if rotated is not None:
+        assert registry.previous_secret_expires_at is not None
+        rotation = (
+            f"set, rotated {_moment(rotated)} "
+            f"(the previous one is valid until {_moment(registry.previous_secret_expires_at)})"
+        )
+    return [
+        f"name: {registry.name}",
+        f"url: {registry.url}",
+        f"enabled: {'yes' if registry.enabled else 'no'}",
+        f"destinations: {_names(registry.destinations, 'all')}",
+        f"entry types: {_names(registry.entry_types, 'all')}",
+        f"group by: {_names(registry.group_by, 'nothing')}",
+        f"totals: {_names(registry.totals, 'debit, credit')}",
+        f"include test orders: {'yes' if registry.include_test else 'no'}",
+        f"since: {_moment(registry.since)}",
+        f"secret: {rotation}",
+        f"created: {_moment(registry.created_at)}",
+        f"updated: {_moment(registry.updated_at)}",
+    ]
+
+
+def _names(names: tuple[str, ...], empty: str) -> str:
+    return ", ".join(names) if names else empty
+
+
+def _moment(moment: dt.datetime | None) -> str:
+    if moment is None:
+        return "-"
+    return moment.astimezone(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _date_range(date_from: dt.datetime, date_to: dt.datetime) -> tuple[dt.date, dt.date]:
+    first, last = date_from.date(), date_to.date()
+    if first > last:
+        raise LedgerError(f"--from {first} is after --to {last}")
+    return first, last
+
+
+def _read_yaml(path: Path) -> object:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise RegistryError(f"cannot read {path}: {error.strerror or error}") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(error, "problem", None) or "not YAML"
+        raise RegistryError(f"{path} is not valid YAML{where}: {problem}") from None
+
+
+def _csv(header: list[str], rows: list[dict[str, object]]) -> str:
+    """CSV with a header; a null is empty, a bool true or false."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    for row in rows:
+        writer.writerow([_csv_value(row[name]) for name in header])
+    return buffer.getvalue()
+
+
+def _csv_value(value: object) -> object:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value

@@ -42,5 +42,15 @@ class UnknownRegistry(LedgerError):
     """No registry has the given name."""
 
 
+class RegistryError(LedgerError):
+    """A registry definition that cannot be used: the message names the field, the bad value
+    (never a secret) and what is allowed."""
+
+
 class InputFileError(LedgerError):
     """A file of order events that cannot be opened or read."""
+
+
+class StorageError(LedgerError):
+    """The ledger database failed. The message is the database's first line, never the
+    statement or its parameters (which may hold a registry's secret)."""

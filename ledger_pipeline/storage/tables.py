@@ -236,3 +236,43 @@ daily_ledger_totals = sa.Table(
 )
 """Debit and credit per accounting date, account and currency: the `agg_daily_ledger_totals`
 model, materialized for the dates of each run."""
+
+
+class NameList(sa.TypeDecorator[tuple[str, ...]]):
+    """A tuple of names stored as the JSON text of a list, in the order given."""
+
+    impl = sa.Text
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Any) -> str | None:
+        if value is None:
+            return None
+        return json.dumps(list(value), ensure_ascii=False)
+
+    def process_result_value(self, value: str | None, dialect: Any) -> tuple[str, ...] | None:
+        if value is None:
+            return None
+        return tuple(json.loads(value))
+
+
+registries = sa.Table(
+    "registries",
+    metadata,
+    sa.Column("name", sa.String, primary_key=True),
+    sa.Column("url", sa.Text, nullable=False),
+    sa.Column("destinations", NameList, nullable=False),
+    sa.Column("entry_types", NameList, nullable=False),
+    sa.Column("group_by", NameList, nullable=False),
+    sa.Column("totals", NameList, nullable=False),
+    sa.Column("include_test", sa.Boolean, nullable=False),
+    sa.Column("since", UTCDateTime, nullable=False),
+    sa.Column("enabled", sa.Boolean, nullable=False),
+    sa.Column("secret", sa.Text, nullable=False),
+    sa.Column("previous_secret", sa.Text, nullable=True),
+    sa.Column("previous_secret_expires_at", UTCDateTime, nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)
+"""One row per `Registry`, one column per field of the same name; lists are JSON text in the
+registry's order. `previous_secret` stays valid until `previous_secret_expires_at`, so that a
+receiver can switch to a rotated secret."""
