@@ -34,7 +34,7 @@ from ledger_pipeline.core.money import currency_precision, format_minor
 from ledger_pipeline.core.payloads import ledger_report, ledger_summaries, report_columns
 from ledger_pipeline.core.registry import Registry, parse_since
 from ledger_pipeline.errors import LedgerError, RegistryError, UnknownCurrency
-from ledger_pipeline.importing import land_file, land_hotel_bookings
+from ledger_pipeline.importing import land_file, land_hotel_bookings, land_octo_booking
 from ledger_pipeline.materializing import (
     DEFAULT_DAYS_PER_RUN,
     dagster_home,
@@ -86,6 +86,7 @@ def main(
 class InputFormat(StrEnum):
     JSONL = "jsonl"
     HOTEL_BOOKINGS = "hotel-bookings"
+    OCTO = "octo"
 
 
 @app.command("import")
@@ -96,9 +97,14 @@ def import_events(
         typer.Option(
             "--format",
             help="jsonl: one order event per line. hotel-bookings: the hotel bookings CSV "
-            "(gzipped or not), see docs/hotel_bookings.md.",
+            "(gzipped or not), see docs/hotel_bookings.md. octo: one OCTO booking, or a JSON "
+            "list of one booking's snapshots oldest first (needs --destination).",
         ),
     ] = InputFormat.JSONL,
+    destination: Annotated[
+        str | None,
+        typer.Option(help="The destination of an OCTO booking (OCTO has none)."),
+    ] = None,
 ) -> None:
     """Land the order events of a file.
 
@@ -110,8 +116,15 @@ def import_events(
     if input_format == InputFormat.HOTEL_BOOKINGS:
         _import_hotel_bookings(path)
         return
-    with _user_errors(), _store() as store:
-        report = land_file(store, path)
+    with _user_errors():
+        if input_format == InputFormat.OCTO:
+            if not destination:
+                raise LedgerError("--format octo needs --destination")
+            with _store() as store:
+                report = land_octo_booking(store, path, destination)
+        else:
+            with _store() as store:
+                report = land_file(store, path)
     _print_landing(path, report)
 
 

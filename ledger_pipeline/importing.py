@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from ledger_pipeline.adapters.hotel_bookings import HotelRejection, iter_hotel_booking_events
+from ledger_pipeline.adapters.octo import octo_booking_events
 from ledger_pipeline.errors import InputFileError
 from ledger_pipeline.storage.store import LandingReport, LedgerStore
 
@@ -84,3 +85,24 @@ def land_hotel_bookings(
     if on_progress:
         on_progress(report.bookings)
     return report
+
+
+def land_octo_booking(store: LedgerStore, path: Path, destination: str) -> LandingReport:
+    """Lands the order events of one OCTO booking (see `ledger_pipeline.adapters.octo`).
+
+    Raises:
+        InputFileError: the file cannot be read or is not JSON.
+        AdapterError: the booking holds a mistake; nothing of it is landed.
+    """
+    try:
+        document = json.loads(path.read_bytes())
+    except OSError as error:
+        raise InputFileError(f"cannot read {path}: {error.strerror or error}") from error
+    except ValueError as error:
+        raise InputFileError(f"{path} is not JSON: {error}") from error
+
+    events = octo_booking_events(document, destination=destination)
+    records = (
+        (path.name, number, json.dumps(event)) for number, event in enumerate(events, start=1)
+    )
+    return store.land(records)

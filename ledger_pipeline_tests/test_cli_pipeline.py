@@ -103,3 +103,39 @@ def test_materialize_without_events_says_what_to_do(ledger):
 
     assert result.exit_code == 1
     assert "no landed events: import some first, or give --from and --to" in result.output
+
+
+OCTO_FOLDER = Path(__file__).resolve().parents[1] / "data" / "octo"
+
+
+def test_an_octo_booking_with_a_mistake_lands_nothing_and_names_it(ledger):
+    path = OCTO_FOLDER / "ventrata_get_booking_example.json"
+
+    result = ledger("import", str(path), "--format", "octo", "--destination", "London")
+
+    assert result.exit_code == 1
+    assert result.stderr.strip() == (
+        "error: OCTO booking bbbb6227-54fc-4c32-9ed7-dc3eb99966ea: "
+        "a booking that is ON_HOLD cannot carry a cancellation"
+    )
+
+
+def test_an_octo_booking_on_hold_is_not_posted(ledger):
+    path = OCTO_FOLDER / "post_bookings_on_hold_booking_example.json"
+
+    result = ledger("import", str(path), "--format", "octo", "--destination", "London")
+
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == (
+        "post_bookings_on_hold_booking_example.json: "
+        "0 accepted, 0 duplicate, 0 stale, 0 quarantined"
+    )
+
+
+def test_an_octo_import_needs_a_destination(ledger):
+    path = OCTO_FOLDER / "post_bookings_on_hold_booking_example.json"
+
+    result = ledger("import", str(path), "--format", "octo")
+
+    assert result.exit_code == 1
+    assert result.stderr.strip() == "error: --format octo needs --destination"
