@@ -24,6 +24,7 @@ Choices the contract leaves open, fixed here:
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import json
 import re
@@ -89,6 +90,10 @@ def parse_event(raw: str | bytes | Mapping[str, Any]) -> OrderEvent:
             the rule, `event_id` is set when the record has a readable one.
     """
     document = _decode(raw)
+    event = _read_well_formed_event(document)
+    if event is not None:
+        return event
+
     event_id = document.get("event_id")
     try:
         return _read_event(_Fields(document, ""))
@@ -130,9 +135,22 @@ def event_document(event: OrderEvent) -> dict[str, Any]:
 
 def content_hash(event: OrderEvent) -> str:
     """The sha256 hex digest of the event's canonical JSON (sorted keys, no spaces, UTF-8)."""
-    canonical = json.dumps(
-        event_document(event), sort_keys=True, separators=(",", ":"), ensure_ascii=False
-    )
+    return canonical_json_hash(canonical_json(event))
+
+
+def canonical_json(event: OrderEvent) -> str:
+    """The event's canonical JSON: `event_document` with sorted keys, no spaces, and characters
+    outside ASCII written as they are (not escaped)."""
+    return _CANONICAL_ENCODER.encode(event_document(event))
+
+
+# What `json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)` builds
+# for each call, built once.
+_CANONICAL_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def canonical_json_hash(canonical: str) -> str:
+    """`content_hash` of the event whose `canonical_json` is given."""
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
@@ -151,9 +169,7 @@ def _decode(raw: str | bytes | Mapping[str, Any]) -> Mapping[str, Any]:
             raise MalformedEvent(Reason.BAD_JSON.format(detail=detail)) from None
 
     try:
-        document = json.loads(
-            raw, object_pairs_hook=_object_without_repeated_keys, parse_constant=_no_constant
-        )
+        document = _decoded_json(raw)
     except json.JSONDecodeError as error:
         where = f"column {error.colno}"
         if error.lineno != 1:
@@ -167,21 +183,335 @@ def _decode(raw: str | bytes | Mapping[str, Any]) -> Mapping[str, Any]:
     return document
 
 
+def _decoded_json(raw: Any) -> Any:
+    """`json.loads(raw)` with the contract's rules: no repeated keys, no NaN or Infinity."""
+    if type(raw) is not str:
+        return json.loads(
+            raw, object_pairs_hook=_object_without_repeated_keys, parse_constant=_no_constant
+        )
+    # What `json.loads` does with a text before it builds a decoder for the call; the one
+    # decoder made below serves every call instead.
+    if raw.startswith("\ufeff"):
+        raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", raw, 0)
+    return _DECODER.decode(raw)
+
+
 def _object_without_repeated_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    document: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in document:
+    document = dict(pairs)
+    if len(document) == len(pairs):
+        return document
+
+    seen: set[str] = set()
+    for key, _ in pairs:
+        if key in seen:
             detail = f"key {_shown(key)} appears twice in one object"
             raise MalformedEvent(Reason.BAD_JSON.format(detail=detail))
-        document[key] = value
-    return document
+        seen.add(key)
+    raise AssertionError("unreachable: a shorter dict means a repeated key")
 
 
 def _no_constant(name: str) -> Any:
     raise MalformedEvent(Reason.BAD_JSON.format(detail=f"{name} is not a JSON number"))
 
 
-# Reading the allow-listed fields
+_DECODER = json.JSONDecoder(
+    object_pairs_hook=_object_without_repeated_keys, parse_constant=_no_constant
+)
+
+
+# Reading a well-formed event in one pass
+#
+# Most events break no rule, and reading them field by field, each check a call that knows the
+# field's path for its reason, costs more than the rest of landing an event. The functions below
+# read such an event at once and give None at the first value they are not sure of: a JSON type
+# other than the plain one (an object that is not a dict, a str or int subclass), a missing
+# field, a value out of range. `parse_event` then reads the document field by field, which
+# accepts it after all or names what is wrong. They must accept nothing `_read_event` rejects,
+# and build the very same event from what they accept.
+
+_EVENT_TYPES = {str(member): member for member in EventType}
+_LINE_STATUSES = {str(member): member for member in LineStatus}
+_REFUNDS = {str(member): member for member in Refund}
+
+
+def _read_well_formed_event(document: Mapping[str, Any]) -> OrderEvent | None:
+    if type(document) is not dict:
+        return None
+    event_id = document.get("event_id")
+    event_type = _member(_EVENT_TYPES, document.get("type"))
+    occurred_at = _well_formed_timestamp(document.get("occurred_at"))
+    order_document = document.get("order")
+    if not (
+        _is_text(event_id)
+        and event_type is not None
+        and occurred_at is not None
+        and type(order_document) is dict
+    ):
+        return None
+
+    order = _read_well_formed_order(order_document, event_type)
+    if order is None:
+        return None
+    return OrderEvent(event_id=event_id, type=event_type, occurred_at=occurred_at, order=order)
+
+
+def _read_well_formed_order(document: dict[str, Any], event_type: EventType) -> Order | None:
+    get = document.get
+    order_id = get("id")
+    version = get("version")
+    reference = get("reference")
+    destination = get("destination")
+    test = get("test", False)
+    channel = get("channel")
+    source = get("source")
+    currency = get("currency")
+    precision = get("currency_precision")
+    paid = get("paid", True)
+    if not (
+        _is_text(order_id)
+        and type(version) is int
+        and version >= 1
+        and _is_text(reference)
+        and _is_text(destination)
+        and type(test) is bool
+        and _is_optional_text(channel)
+        and _is_optional_text(source)
+        and _is_text(currency)
+        and type(precision) is int
+        and precision == _known_precision(currency)
+        and type(paid) is bool
+    ):
+        return None
+
+    reseller = get("reseller")
+    if reseller is not None:
+        reseller = _read_well_formed_reseller(reseller)
+        if reseller is None:
+            return None
+    promotion = get("promotion")
+    if promotion is not None:
+        promotion = _read_well_formed_promotion(promotion)
+        if promotion is None:
+            return None
+    cancellation = get("cancellation")
+    if cancellation is not None:
+        cancellation = _read_well_formed_cancellation(cancellation)
+        if cancellation is None:
+            return None
+    items = _read_well_formed_items(get("items"))
+    if items is None:
+        return None
+
+    order = Order(
+        id=order_id,
+        version=version,
+        reference=reference,
+        destination=destination,
+        currency=currency,
+        currency_precision=precision,
+        items=items,
+        test=test,
+        channel=channel,
+        source=source,
+        paid=paid,
+        reseller=reseller,
+        promotion=promotion,
+        cancellation=cancellation,
+    )
+
+    if (event_type is EventType.CANCELLED) != (cancellation is not None):
+        return None
+    refund_amount = cancellation.refund_amount if cancellation is not None else None
+    if refund_amount is not None and refund_amount > order.total:
+        return None
+    return order
+
+
+def _read_well_formed_reseller(document: Any) -> Reseller | None:
+    if type(document) is not dict:
+        return None
+    get = document.get
+    reseller_id = get("id")
+    name = get("name")
+    band = get("band")
+    channel = get("channel")
+    tags = _well_formed_tags(get("tags", []))
+    collects_payment = get("collects_payment", False)
+    if not (
+        _is_text(reseller_id)
+        and _is_text(name)
+        and _is_optional_text(band)
+        and _is_optional_text(channel)
+        and tags is not None
+        and type(collects_payment) is bool
+    ):
+        return None
+    return Reseller(
+        id=reseller_id,
+        name=name,
+        band=band,
+        channel=channel,
+        tags=tags,
+        collects_payment=collects_payment,
+    )
+
+
+def _read_well_formed_promotion(document: Any) -> Promotion | None:
+    if type(document) is not dict:
+        return None
+    name = document.get("name")
+    tags = _well_formed_tags(document.get("tags", []))
+    if not (_is_text(name) and tags is not None):
+        return None
+    return Promotion(name=name, tags=tags)
+
+
+def _read_well_formed_cancellation(document: Any) -> Cancellation | None:
+    if type(document) is not dict:
+        return None
+    refund = _member(_REFUNDS, document.get("refund"))
+    refund_amount = document.get("refund_amount")
+    if refund is None:
+        return None
+    if refund_amount is not None and not _is_count(refund_amount):
+        return None
+    if (refund is Refund.PARTIAL) != (refund_amount is not None):
+        return None
+    return Cancellation(refund=refund, refund_amount=refund_amount)
+
+
+def _read_well_formed_items(documents: Any) -> tuple[LineItem, ...] | None:
+    if type(documents) is not list:
+        return None
+    items = []
+    line_ids = set()
+    for document in documents:
+        item = _read_well_formed_line(document)
+        if item is None or item.id in line_ids:
+            return None
+        line_ids.add(item.id)
+        items.append(item)
+    return tuple(items)
+
+
+def _read_well_formed_line(document: Any) -> LineItem | None:
+    if type(document) is not dict:
+        return None
+    get = document.get
+    line_id = get("id")
+    product = get("product")
+    product_tags = _well_formed_tags(get("product_tags", []))
+    option = get("option")
+    unit = get("unit")
+    sale_type = get("sale_type")
+    package_product = get("package_product")
+    package_option = get("package_option")
+    quantity = get("quantity")
+    pax_per_unit = get("pax_per_unit", 1)
+    travel_date = get("travel_date")
+    travel_date = _parsed_date(travel_date) if type(travel_date) is str else None
+    status = _member(_LINE_STATUSES, get("status"))
+    redeemed_at = get("redeemed_at")
+    retail = get("retail")
+    discount = get("discount", 0)
+    adjustment = get("adjustment", 0)
+    tax = get("tax", 0)
+    commission = get("commission", 0)
+    commission_adjustment = get("commission_adjustment", 0)
+    if redeemed_at is not None:
+        redeemed_at = _well_formed_timestamp(redeemed_at)
+        if redeemed_at is None:
+            return None
+    if not (
+        _is_text(line_id)
+        and _is_text(product)
+        and product_tags is not None
+        and _is_text(option)
+        and _is_text(unit)
+        and _is_optional_text(sale_type)
+        and _is_optional_text(package_product)
+        and _is_optional_text(package_option)
+        and _is_count(quantity)
+        and _is_count(pax_per_unit)
+        and travel_date is not None
+        and status is not None
+        and _is_count(retail)
+        and _is_count(discount)
+        and type(adjustment) is int
+        and _is_count(tax)
+        and _is_count(commission)
+        and type(commission_adjustment) is int
+    ):
+        return None
+
+    total = retail - discount + adjustment
+    if total < 0 or tax > total or commission > total:
+        return None
+    return LineItem(
+        id=line_id,
+        product=product,
+        product_tags=product_tags,
+        option=option,
+        unit=unit,
+        sale_type=sale_type,
+        package_product=package_product,
+        package_option=package_option,
+        quantity=quantity,
+        pax_per_unit=pax_per_unit,
+        travel_date=travel_date,
+        status=status,
+        redeemed_at=redeemed_at,
+        retail=retail,
+        discount=discount,
+        adjustment=adjustment,
+        tax=tax,
+        commission=commission,
+        commission_adjustment=commission_adjustment,
+    )
+
+
+def _member(members: Mapping[str, Any], value: Any) -> Any:
+    """The enum member named by a value, or None."""
+    return members.get(value) if type(value) is str else None
+
+
+def _is_text(value: Any) -> bool:
+    return type(value) is str and bool(value.strip())
+
+
+def _is_optional_text(value: Any) -> bool:
+    return value is None or type(value) is str
+
+
+def _is_count(value: Any) -> bool:
+    """An int, not a bool, that is not negative (also a money amount that may not be)."""
+    return type(value) is int and value >= 0
+
+
+def _well_formed_timestamp(value: Any) -> dt.datetime | None:
+    parsed = _parsed_timestamp(value) if type(value) is str else None
+    return None if parsed is _NO_UTC_OFFSET else parsed
+
+
+def _well_formed_tags(value: Any) -> tuple[str, ...] | None:
+    if type(value) is not list:
+        return None
+    for tag in value:
+        if type(tag) is not str:
+            return None
+    return tuple(sorted(set(value)))
+
+
+@functools.lru_cache(maxsize=256)
+def _known_precision(currency: str) -> int | None:
+    """The currency's number of decimals; None when it is no ISO 4217 currency of money."""
+    try:
+        return currency_precision(currency)
+    except UnknownCurrency:
+        return None
+
+
+# Reading the allow-listed fields, each with the reason it breaks a rule
 
 
 def _read_event(fields: _Fields) -> OrderEvent:
@@ -379,8 +709,9 @@ class _Fields:
         return MalformedEvent(template.format(path=self.path_of(key), **values))
 
     def _value(self, key: str, default: Any = _MISSING) -> Any:
-        if key in self.document:
-            return self.document[key]
+        value = self.document.get(key, _MISSING)
+        if value is not _MISSING:
+            return value
         if default is _MISSING:
             raise self.malformed(Reason.MISSING, key)
         return default
@@ -407,7 +738,7 @@ class _Fields:
         value = self._value(key)
         if not isinstance(value, str):
             raise self._wrong_type(key, "a string", value)
-        if value not in {str(choice) for choice in choices}:
+        if value not in _choice_values(choices):
             names = ", ".join(str(choice) for choice in choices)
             raise self.malformed(Reason.NOT_ONE_OF, key, value=_shown(value), choices=names)
         return value
@@ -449,26 +780,19 @@ class _Fields:
 
     def date(self, key: str) -> dt.date:
         value = self._value(key)
-        expected = "a date as YYYY-MM-DD"
-        if not isinstance(value, str) or not _DATE.fullmatch(value):
-            raise self._wrong_type(key, expected, value)
-        try:
-            return dt.date.fromisoformat(value)
-        except ValueError:
-            raise self._wrong_type(key, expected, value) from None
+        parsed = _parsed_date(value) if isinstance(value, str) else None
+        if parsed is None:
+            raise self._wrong_type(key, "a date as YYYY-MM-DD", value)
+        return parsed
 
     def timestamp(self, key: str) -> dt.datetime:
         value = self._value(key)
-        expected = "an ISO 8601 timestamp with a UTC offset"
-        match = _TIMESTAMP.fullmatch(value) if isinstance(value, str) else None
-        if match is None:
-            raise self._wrong_type(key, expected, value)
-        if match.group(1) is None:
+        parsed = _parsed_timestamp(value) if isinstance(value, str) else None
+        if parsed is _NO_UTC_OFFSET:
             raise self.malformed(Reason.NO_UTC_OFFSET, key, value=_shown(value))
-        try:
-            return dt.datetime.fromisoformat(value)
-        except ValueError:
-            raise self._wrong_type(key, expected, value) from None
+        if parsed is None:
+            raise self._wrong_type(key, "an ISO 8601 timestamp with a UTC offset", value)
+        return parsed
 
     def optional_timestamp(self, key: str) -> dt.datetime | None:
         if self._value(key, default=None) is None:
@@ -511,6 +835,42 @@ class _Fields:
                 raise self._wrong_type(element_key, "an object", element)
             fields.append(_Fields(element, self.path_of(element_key)))
         return fields
+
+
+# Dates and times repeat across the events of a file, so each text is parsed once.
+_PARSED_CACHE_SIZE = 65536
+_NO_UTC_OFFSET: Any = object()
+
+
+@functools.lru_cache(maxsize=_PARSED_CACHE_SIZE)
+def _parsed_date(value: str) -> dt.date | None:
+    """The date a `YYYY-MM-DD` text names; None when it is not one."""
+    if not _DATE.fullmatch(value):
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        return None
+
+
+@functools.lru_cache(maxsize=_PARSED_CACHE_SIZE)
+def _parsed_timestamp(value: str) -> dt.datetime | None:
+    """The moment an ISO 8601 text with a UTC offset names; `_NO_UTC_OFFSET` when it has no
+    offset, None when it is not a timestamp."""
+    match = _TIMESTAMP.fullmatch(value)
+    if match is None:
+        return None
+    if match.group(1) is None:
+        return _NO_UTC_OFFSET
+    try:
+        return dt.datetime.fromisoformat(value)
+    except ValueError:
+        return None
+
+
+@functools.cache
+def _choice_values(choices: type[StrEnum]) -> frozenset[str]:
+    return frozenset(str(choice) for choice in choices)
 
 
 def _is_integer(value: Any) -> bool:

@@ -23,11 +23,13 @@ Choices this module makes where the contract leaves room, each pinned by a test:
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import json
+import operator
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from zoneinfo import ZoneInfo
 
 from ledger_pipeline.core.allocation import largest_remainder, scale_half_even
@@ -109,12 +111,13 @@ MEASURES = (
 # The totals a registry can sum.
 TOTALS = ("quantity", "size", "debit", "credit") + MEASURES[2:]
 
-# Columns that belong to the posting event rather than to the order and line.
-_EVENT_COLUMNS = ("date", "code")
 _STATUS_COLUMNS = ("redeemed", "noshow", "redemption_date")
 _ZERO_MEASURES = (0,) * len(MEASURES)
 # Adjustments may be negative on a line, so their sign says nothing about the entry's side.
 _EITHER_SIGN_MEASURES = ("adjustment_total", "commission_adjustment_total")
+_SIGNED_MEASURE_INDEXES = tuple(
+    index for index, name in enumerate(MEASURES) if name not in _EITHER_SIGN_MEASURES
+)
 
 _ENTRY_NAMESPACE = uuid.UUID("6f1d3a52-5b8e-4c1e-9a57-0c1f4f3b7a10")
 
@@ -430,13 +433,22 @@ def _account_columns(columns: Mapping[str, object], account: str) -> dict[str, o
 
 def _posting_key(line_id: str, account: str, columns: Mapping[str, object]) -> str:
     """A stable hash of line, account and the key columns of that account."""
-    keyed = {
-        name: value
-        for name, value in columns.items()
-        if account in INCOME_ACCOUNTS or name not in _STATUS_COLUMNS
-    }
-    text = json.dumps([line_id, account, keyed], sort_keys=True, default=str)
+    names = _key_names(tuple(columns), account in INCOME_ACCOUNTS)
+    keyed = {name: columns[name] for name in names}
+    text = _KEY_ENCODER.encode([line_id, account, keyed])
     return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+@functools.lru_cache(maxsize=64)
+def _key_names(names: tuple[str, ...], income: bool) -> tuple[str, ...]:
+    """The key columns among an account's columns, sorted: every posting has the same columns,
+    so they are sorted once, not by the encoder on each posting."""
+    return tuple(sorted(name for name in names if income or name not in _STATUS_COLUMNS))
+
+
+# `json.dumps(value, sort_keys=True, default=str)` for a value whose dicts have sorted keys
+# already and hold no reference cycle, built once rather than for each call.
+_KEY_ENCODER = json.JSONEncoder(default=str, check_circular=False)
 
 
 def _code_attributes(posting: Posting) -> dict[str, object]:
@@ -454,14 +466,25 @@ def _difference(
 ) -> list[LedgerEntry]:
     """The entries that take the postings `before` to the postings `after`."""
     entries = []
+    occurred_at = event.occurred_at.astimezone(dt.UTC)
     for key in _ordered_keys(before, after):
         old, new = before.get(key), after.get(key)
         for posting, amount, measures, part in _moves(old, new):
-            columns = dict(posting.columns)
+            columns = posting.columns
             if posting.account not in INCOME_ACCOUNTS:
-                columns.update(status_now.get(posting.line_id, {}))
+                columns = {**columns, **status_now.get(posting.line_id, {})}
             entries.append(
-                _entry(posting, amount, measures, part, columns, codes[key], event, event_date)
+                _entry(
+                    posting,
+                    amount,
+                    measures,
+                    part,
+                    columns,
+                    codes[key],
+                    event,
+                    event_date,
+                    occurred_at,
+                )
             )
     return entries
 
@@ -493,20 +516,16 @@ def _moves(old: Posting | None, new: Posting | None):
     old_measures = old.measures if old else _ZERO_MEASURES
     new_measures = new.measures if new else _ZERO_MEASURES
     change = new_amount - old_amount
-    measure_changes = tuple(n - o for n, o in zip(new_measures, old_measures, strict=True))
+    measure_changes = tuple(map(operator.sub, new_measures, old_measures))
     posting = new or old
 
-    signed = [
-        change
-        for change, name in zip(measure_changes, MEASURES, strict=True)
-        if name not in _EITHER_SIGN_MEASURES
-    ]
+    signed = [measure_changes[index] for index in _SIGNED_MEASURE_INDEXES]
 
     if change == 0 and not any(measure_changes):
         return []
-    if change > 0 and all(m >= 0 for m in signed):
+    if change > 0 and min(signed) >= 0:
         return [(posting, change, measure_changes, "difference")]
-    if change < 0 and all(m <= 0 for m in signed):
+    if change < 0 and max(signed) <= 0:
         return [(posting, change, measure_changes, "difference")]
     return [
         (old, -old_amount, tuple(-m for m in old_measures), "reversal"),
@@ -523,34 +542,62 @@ def _entry(
     ledger_code: str | None,
     event: OrderEvent,
     event_date: dt.date,
+    occurred_at: dt.datetime,
 ) -> LedgerEntry:
     """An entry on the account's normal side for a positive amount, the other for a negative."""
     account_type, normal_side = ACCOUNTS[posting.account]
     on_normal_side = amount > 0
     debit_side = (normal_side == DEBIT) == on_normal_side
-    entry_id = uuid.uuid5(_ENTRY_NAMESPACE, f"{event.event_id}/{posting.key}/{part}")
-    return LedgerEntry(
-        entry_id=str(entry_id),
-        event_id=event.event_id,
-        event_type=str(event.type),
-        order_id=event.order.id,
-        order_version=event.order.version,
-        line_id=posting.line_id,
-        account=posting.account,
-        account_type=account_type,
-        debit=abs(amount) if debit_side else 0,
-        credit=0 if debit_side else abs(amount),
-        ledger_code=ledger_code,
-        description=posting.description,
-        key=posting.key,
-        date=event_date,
-        occurred_at=event.occurred_at.astimezone(dt.UTC),
-        **{name: columns[name] for name in _ENTRY_COLUMN_FIELDS},
-        **dict(zip(MEASURES, measures, strict=True)),
-    )
+    order = event.order
+    values = {
+        "entry_id": _entry_id(f"{event.event_id}/{posting.key}/{part}"),
+        "event_id": event.event_id,
+        "event_type": str(event.type),
+        "order_id": order.id,
+        "order_version": order.version,
+        "line_id": posting.line_id,
+        "account": posting.account,
+        "account_type": account_type,
+        "debit": abs(amount) if debit_side else 0,
+        "credit": 0 if debit_side else abs(amount),
+        "currency": columns["currency"],
+        "currency_precision": columns["currency_precision"],
+        "ledger_code": ledger_code,
+        "description": posting.description,
+        "key": posting.key,
+        "date": event_date,
+        "occurred_at": occurred_at,
+    }
+    values.update(zip(_ENTRY_COLUMN_FIELDS, _entry_column_values(columns), strict=True))
+    values.update(zip(MEASURES, measures, strict=True))
+    return _ledger_entry(values)
 
 
-_ENTRY_COLUMN_FIELDS = (
-    "currency_precision",
-    *(name for name in COLUMNS if name not in _EVENT_COLUMNS),
-)
+def _entry_id(name: str) -> str:
+    """`str(uuid.uuid5(_ENTRY_NAMESPACE, name))`, without building a `uuid.UUID` on the way."""
+    hashed = _ENTRY_NAMESPACE.bytes + name.encode()
+    digest = bytearray(hashlib.sha1(hashed, usedforsecurity=False).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # the RFC 4122 variant
+    text = digest.hex()
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+
+
+def _ledger_entry(values: dict[str, object]) -> LedgerEntry:
+    """`LedgerEntry(**values)` for values of every field, in field order.
+
+    A frozen dataclass's `__init__` sets its fields one `object.__setattr__` at a time, which for
+    the 54 fields of an entry costs more than working the entry out; the instance's dict is
+    filled at once instead, which gives the same entry (fields, equality, hash and repr).
+    """
+    if len(values) != len(_ENTRY_FIELDS):
+        raise TypeError(f"a ledger entry needs the values of {len(_ENTRY_FIELDS)} fields")
+    entry = object.__new__(LedgerEntry)
+    entry.__dict__.update(values)
+    return entry
+
+
+_ENTRY_FIELDS = tuple(entry_field.name for entry_field in fields(LedgerEntry))
+_ENTRY_COLUMN_FIELDS = _ENTRY_FIELDS[_ENTRY_FIELDS.index("occurred_at") + 1 : -len(MEASURES)]
+"""The fields an entry takes from its posting's columns, after the event's own ones."""
+_entry_column_values = operator.itemgetter(*_ENTRY_COLUMN_FIELDS)

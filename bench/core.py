@@ -1,0 +1,163 @@
+"""Benchmark: the core work, landing and posting the hotel bookings, in this process.
+
+    .venv/bin/python bench/core.py [--rows N] [--database-url URL]
+
+Lands the hotel bookings CSV (only its first N data rows with --rows) through
+`ledger_pipeline.importing.land_hotel_bookings`, the function the CLI's import uses, into a new
+ledger in Europe/Lisbon (a temporary SQLite file unless --database-url names an empty ledger
+database), then posts every landed event with `LedgerStore.post`. In the same run, a plain
+vectorised pandas pass over the same CSV (bench/hotel_baseline.py) works out the debit and
+credit totals the ledger must hold, and the ledger's totals per currency are asserted equal to
+them, exactly.
+
+Prints per step the wall time and the peak memory: the peak resident set size of this process
+while the step ran (Linux's VmHWM, reset before each step through /proc/self/clear_refs, or
+else the process's maximum resident set size so far). It includes SQLite's page cache.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import gzip
+import itertools
+import resource
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from hotel_baseline import expected_totals
+
+from ledger_pipeline.importing import land_hotel_bookings
+from ledger_pipeline.storage import tables
+from ledger_pipeline.storage.store import LedgerStore
+
+REPO = Path(__file__).resolve().parents[1]
+HOTEL_FILE = REPO / "data" / "hotel_bookings.csv.gz"
+TIMEZONE = ZoneInfo("Europe/Lisbon")
+TARGET_SECONDS = 20.0
+TARGET_MIB = 1024.0
+
+T = TypeVar("T")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, help="Land only the first ROWS bookings of the file.")
+    parser.add_argument(
+        "--database-url", help="An empty ledger database to use instead of a temporary SQLite one."
+    )
+    options = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="ledger-bench-core-") as folder:
+        bookings = HOTEL_FILE if options.rows is None else first_rows(options.rows, Path(folder))
+        database_url = options.database_url or f"sqlite:///{Path(folder) / 'ledger.db'}"
+        with LedgerStore(database_url, TIMEZONE) as store:
+            if store.earliest_event_date() is not None:
+                raise SystemExit(f"{database_url} already holds order events: give an empty one")
+            run(store, bookings, whole_file=options.rows is None)
+
+
+def run(store: LedgerStore, bookings: Path, *, whole_file: bool) -> None:
+    """Lands, posts and checks the bookings against the pandas pass; prints the figures."""
+    print(f"ledger: {store.engine.url.render_as_string(hide_password=True)}", flush=True)
+
+    landing, landing_seconds, landing_mib = measured(lambda: land_hotel_bookings(store, bookings))
+    counts = landing.landing
+    print(
+        f"landed {landing.bookings} bookings ({len(landing.unreadable_rows)} unreadable rows): "
+        f"{counts.accepted} events accepted, {counts.duplicate} duplicate, {counts.stale} stale, "
+        f"{counts.quarantined} quarantined",
+        flush=True,
+    )
+    posting, posting_seconds, posting_mib = measured(store.post)
+    print(f"posted {posting.events} events: {posting.entries} entries", flush=True)
+    expected, pandas_seconds, pandas_mib = measured(lambda: expected_totals(bookings))
+
+    debits, credits = ledger_totals(store)
+    assert not landing.unreadable_rows, "the pandas pass reads every row; the ledger did not"
+    assert debits == expected, f"ledger debits {debits} != pandas {expected}"
+    assert credits == expected, f"ledger credits {credits} != pandas {expected}"
+    assert dict(posting.debit_per_currency) == expected, "the posting report's debits differ"
+    assert dict(posting.credit_per_currency) == expected, "the posting report's credits differ"
+
+    core_seconds = landing_seconds + posting_seconds
+    core_mib = max(landing_mib, posting_mib)
+    rows = [
+        ("landing", landing_seconds, landing_mib),
+        ("posting (and storing)", posting_seconds, posting_mib),
+        ("core = landing + posting", core_seconds, core_mib),
+        ("pandas pass", pandas_seconds, pandas_mib),
+    ]
+    print()
+    print(f"{'step':<26} {'wall s':>8} {'peak MiB':>9} {'x pandas':>9}")
+    for name, seconds, mib in rows:
+        print(f"{name:<26} {seconds:>8.2f} {mib:>9.0f} {seconds / pandas_seconds:>9.1f}")
+    print()
+    print(f"totals equal: debit = credit = {expected} (minor units)")
+    if whole_file:
+        met = core_seconds <= TARGET_SECONDS and core_mib <= TARGET_MIB
+        print(
+            f"target for the whole file: core <= {TARGET_SECONDS:.0f} s and "
+            f"<= {TARGET_MIB:.0f} MiB ({'met' if met else 'NOT met'})"
+        )
+
+
+def first_rows(count: int, folder: Path) -> Path:
+    """A CSV of the header and the first `count` data rows of the hotel file, values as written."""
+    path = folder / "hotel_bookings.csv"
+    with (
+        gzip.open(HOTEL_FILE, "rt", encoding="utf-8", newline="") as source,
+        path.open("w", encoding="utf-8", newline="") as target,
+    ):
+        csv.writer(target).writerows(itertools.islice(csv.reader(source), count + 1))
+    return path
+
+
+def ledger_totals(store: LedgerStore) -> tuple[dict[str, int], dict[str, int]]:
+    """The debit and credit totals of every stored entry, per currency, read back from the
+    database."""
+    entries = tables.ledger_entries
+    query = sa.select(
+        entries.c.currency, sa.func.sum(entries.c.debit), sa.func.sum(entries.c.credit)
+    ).group_by(entries.c.currency)
+    with store.engine.connect() as connection:
+        rows = connection.execute(query).all()
+    return (
+        {currency: int(debit) for currency, debit, _ in rows},
+        {currency: int(credit) for currency, _, credit in rows},
+    )
+
+
+def measured(step: Callable[[], T]) -> tuple[T, float, float]:
+    """The step's result, wall seconds and peak resident set size in MiB."""
+    resettable = reset_peak_memory()
+    started = time.perf_counter()
+    result = step()
+    seconds = time.perf_counter() - started
+    return result, seconds, peak_memory_mib(resettable)
+
+
+def reset_peak_memory() -> bool:
+    """Resets Linux's peak resident set size of this process; False where that cannot be done."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
+def peak_memory_mib(resettable: bool) -> float:
+    if resettable:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+if __name__ == "__main__":
+    main()
