@@ -11,12 +11,14 @@ import datetime as dt
 import io
 import json
 import logging
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
+import dagster as dg
 import sqlalchemy as sa
 import typer
 import yaml
@@ -78,6 +80,8 @@ def main(
     level = logging.getLevelName(log_level.upper())
     if not isinstance(level, int):
         raise typer.BadParameter(f"{log_level!r} is not a log level", param_hint="--log-level")
+    # Dagster's notes on its beta parameters (the backfill policy) are for developers.
+    warnings.filterwarnings("ignore", category=dg.BetaWarning)
     # Leaves logging alone when the host (a test runner, Dagster) already set it up.
     if not logging.getLogger().handlers:
         logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -24,6 +24,8 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_DAGSTER_HOME = Path(".ledger/dagster")
 DEFAULT_DAYS_PER_RUN = 400
+# The command shows its own progress; Dagster's per-step console log is in the UI instead.
+QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,7 @@ def materialize_range(
             assets,
             instance=instance,
             resources=resources,
+            run_config=QUIET_RUN_CONFIG,
             tags={
                 RANGE_START_TAG: start.isoformat(),
                 RANGE_END_TAG: end.isoformat(),
