@@ -49,6 +49,12 @@ from ledger_pipeline.storage.store import CodeRule, LandingReport, LedgerStore, 
 
 logger = logging.getLogger(__name__)
 
+
+def _date_option(flag: str, help_text: str) -> typer.models.OptionInfo:
+    """A `--from` or `--to` option taking a date as YYYY-MM-DD."""
+    return typer.Option(flag, formats=["%Y-%m-%d"], metavar="YYYY-MM-DD", help=help_text)
+
+
 app = typer.Typer(
     help="Post order events as balanced double-entry ledger entries.",
     no_args_is_help=True,
@@ -160,21 +166,11 @@ def _import_hotel_bookings(path: Path) -> None:
 def materialize(
     date_from: Annotated[
         dt.datetime | None,
-        typer.Option(
-            "--from",
-            formats=["%Y-%m-%d"],
-            metavar="YYYY-MM-DD",
-            help="First accounting date; default the earliest landed event's.",
-        ),
+        _date_option("--from", "First accounting date; default the earliest landed event's."),
     ] = None,
     date_to: Annotated[
         dt.datetime | None,
-        typer.Option(
-            "--to",
-            formats=["%Y-%m-%d"],
-            metavar="YYYY-MM-DD",
-            help="Last accounting date; default the latest landed event's.",
-        ),
+        _date_option("--to", "Last accounting date; default the latest landed event's."),
     ] = None,
     days_per_run: Annotated[
         int,
@@ -253,21 +249,11 @@ def status() -> None:
 def post(
     date_from: Annotated[
         dt.datetime | None,
-        typer.Option(
-            "--from",
-            formats=["%Y-%m-%d"],
-            metavar="YYYY-MM-DD",
-            help="First accounting date to post.",
-        ),
+        _date_option("--from", "First accounting date to post."),
     ] = None,
     date_to: Annotated[
         dt.datetime | None,
-        typer.Option(
-            "--to",
-            formats=["%Y-%m-%d"],
-            metavar="YYYY-MM-DD",
-            help="Last accounting date to post.",
-        ),
+        _date_option("--to", "Last accounting date to post."),
     ] = None,
 ) -> None:
     """Post the landed events that are not posted yet, by default of every accounting date.
@@ -634,21 +620,11 @@ RegistryOption = Annotated[
 ]
 FromOption = Annotated[
     dt.datetime,
-    typer.Option(
-        "--from",
-        formats=["%Y-%m-%d"],
-        metavar="YYYY-MM-DD",
-        help="First accounting date (local to the ledger's time zone).",
-    ),
+    _date_option("--from", "First accounting date (local to the ledger's time zone)."),
 ]
 ToOption = Annotated[
     dt.datetime,
-    typer.Option(
-        "--to",
-        formats=["%Y-%m-%d"],
-        metavar="YYYY-MM-DD",
-        help="Last accounting date, included.",
-    ),
+    _date_option("--to", "Last accounting date, included."),
 ]
 
 
