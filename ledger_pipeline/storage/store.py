@@ -1055,13 +1055,15 @@ def _code_rule(row: sa.Row) -> CodeRule:
 
 
 class _BulkInsert:
-    """Inserts many rows into one table with one `executemany` of the database driver.
+    """Inserts many rows into one table with one `executemany` of the database driver, or one
+    `COPY` with psycopg on PostgreSQL.
 
     `connection.execute(table.insert(), rows)` runs every value of every row through
     SQLAlchemy's parameter processing in Python, which for the ledger's wide rows costs more than
     the database's own work. Here the statement is compiled once; each column's bind processor
     (UTC times, SQLite dates, tags as JSON) runs once per distinct value; and the rows go to the
-    driver as they are, in the paramstyle it takes.
+    driver as they are, in the paramstyle it takes. On PostgreSQL, where executemany runs one
+    INSERT per row, psycopg's `COPY ... FROM STDIN` stores the rows about three times faster.
     """
 
     def __init__(self, connection: sa.Connection, table: sa.Table, columns: Sequence[str]):
@@ -1074,6 +1076,7 @@ class _BulkInsert:
         position = {name: index for index, name in enumerate(names)}
         self._positions = [position[name] for name in compiled.positiontup or ()]
         self._names = None if compiled.positional else names
+        self._copy = _copy_statement(connection, table, columns)
         self._processors = []
         for index, name in enumerate(columns):
             processor = table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
@@ -1087,6 +1090,9 @@ class _BulkInsert:
         columns = list(zip(*rows, strict=True))
         for index, processor in self._processors:
             columns[index] = _processed(processor, columns[index])
+        if self._copy is not None:
+            self._copy_rows(zip(*columns, strict=True))
+            return
 
         parameters: list[Any]
         if self._names is None:
@@ -1096,6 +1102,31 @@ class _BulkInsert:
                 dict(zip(self._names, values, strict=True)) for values in zip(*columns, strict=True)
             ]
         self._connection.exec_driver_sql(self._statement, parameters)
+
+    def _copy_rows(self, rows: Iterable[tuple[Any, ...]]) -> None:
+        assert self._copy is not None
+        dbapi = self._connection.dialect.loaded_dbapi
+        cursor = self._connection.connection.driver_connection.cursor()
+        try:
+            with cursor.copy(self._copy) as copy:
+                for row in rows:
+                    copy.write_row(row)
+        except dbapi.Error as error:
+            # As SQLAlchemy raises it for a statement it runs: an IntegrityError stays one.
+            raise sa.exc.DBAPIError.instance(self._copy, None, error, dbapi.Error) from error
+        finally:
+            cursor.close()
+
+
+def _copy_statement(
+    connection: sa.Connection, table: sa.Table, columns: Sequence[str]
+) -> str | None:
+    """`COPY table (columns) FROM STDIN` where the driver is psycopg 3, else None."""
+    if connection.dialect.name != "postgresql" or connection.dialect.driver != "psycopg":
+        return None
+    preparer = connection.dialect.identifier_preparer
+    names = ", ".join(preparer.quote(name) for name in columns)
+    return f"COPY {preparer.format_table(table)} ({names}) FROM STDIN"
 
 
 def _processed(processor: Callable[[Any], Any], values: Sequence[Any]) -> Sequence[Any]:
