@@ -547,7 +547,7 @@ def registry_update(
 
 @registry_app.command("enable")
 def registry_enable(name: RegistryName) -> None:
-    """Enable a registry: its waiting deliveries go out again, in order."""
+    """Enable a registry (webhook delivery itself is not built yet)."""
     with _user_errors(), _store() as store:
         RegistryStore(store).enable(name)
     typer.echo(f"enabled registry {name}")
@@ -555,7 +555,7 @@ def registry_enable(name: RegistryName) -> None:
 
 @registry_app.command("disable")
 def registry_disable(name: RegistryName) -> None:
-    """Disable a registry: its deliveries wait until it is enabled again."""
+    """Disable a registry (webhook delivery itself is not built yet)."""
     with _user_errors(), _store() as store:
         RegistryStore(store).disable(name)
     typer.echo(f"disabled registry {name}")
