@@ -12,30 +12,31 @@ import io
 import json
 import logging
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import dagster as dg
-import sqlalchemy as sa
 import typer
 import yaml
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    SpinnerColumn,
-    TextColumn,
-    TimeElapsedColumn,
-)
 
-from ledger_pipeline.core.money import currency_precision, format_minor
+from ledger_pipeline import cli_api, cli_delivery
+from ledger_pipeline.cli_support import (
+    FromOption,
+    RegistryOption,
+    ToOption,
+    date_option,
+    date_range,
+    moment_text,
+    money_text,
+    open_store,
+    progress_display,
+    user_errors,
+)
+from ledger_pipeline.core.money import format_minor
 from ledger_pipeline.core.payloads import ledger_report, ledger_summaries, report_columns
 from ledger_pipeline.core.registry import Registry, parse_since
-from ledger_pipeline.errors import LedgerError, RegistryError, UnknownCurrency
+from ledger_pipeline.errors import LedgerError, RegistryError
 from ledger_pipeline.importing import land_file, land_hotel_bookings, land_octo_booking
 from ledger_pipeline.materializing import (
     DEFAULT_DAYS_PER_RUN,
@@ -45,14 +46,9 @@ from ledger_pipeline.materializing import (
 )
 from ledger_pipeline.settings import Settings
 from ledger_pipeline.storage.registries import CREATED, UNCHANGED, RegistryStore
-from ledger_pipeline.storage.store import CodeRule, LandingReport, LedgerStore, PostingReport
+from ledger_pipeline.storage.store import CodeRule, LandingReport, PostingReport
 
 logger = logging.getLogger(__name__)
-
-
-def _date_option(flag: str, help_text: str) -> typer.models.OptionInfo:
-    """A `--from` or `--to` option taking a date as YYYY-MM-DD."""
-    return typer.Option(flag, formats=["%Y-%m-%d"], metavar="YYYY-MM-DD", help=help_text)
 
 
 app = typer.Typer(
@@ -70,6 +66,8 @@ registry_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(registry_app, name="registry")
+cli_delivery.register(app)
+cli_api.register(app)
 
 
 @app.callback()
@@ -126,14 +124,14 @@ def import_events(
     if input_format == InputFormat.HOTEL_BOOKINGS:
         _import_hotel_bookings(path)
         return
-    with _user_errors():
+    with user_errors():
         if input_format == InputFormat.OCTO:
             if not destination:
                 raise LedgerError("--format octo needs --destination")
-            with _store() as store:
+            with open_store() as store:
                 report = land_octo_booking(store, path, destination)
         else:
-            with _store() as store:
+            with open_store() as store:
                 report = land_file(store, path)
     _print_landing(path, report)
 
@@ -151,7 +149,7 @@ def import_hotel_bookings(
 
 
 def _import_hotel_bookings(path: Path) -> None:
-    with _user_errors(), _store() as store, _progress() as progress:
+    with user_errors(), open_store() as store, progress_display() as progress:
         task = progress.add_task(f"landing {path.name}", total=None, unit="bookings")
         report = land_hotel_bookings(
             store, path, on_progress=lambda done: progress.update(task, completed=done)
@@ -166,11 +164,11 @@ def _import_hotel_bookings(path: Path) -> None:
 def materialize(
     date_from: Annotated[
         dt.datetime | None,
-        _date_option("--from", "First accounting date; default the earliest landed event's."),
+        date_option("--from", "First accounting date; default the earliest landed event's."),
     ] = None,
     date_to: Annotated[
         dt.datetime | None,
-        _date_option("--to", "Last accounting date; default the latest landed event's."),
+        date_option("--to", "Last accounting date; default the latest landed event's."),
     ] = None,
     days_per_run: Annotated[
         int,
@@ -183,9 +181,9 @@ def materialize(
     the Dagster instance in DAGSTER_HOME (default ./.ledger/dagster), so the runs show in the
     UI (dagster dev -w workspace.yaml with the same DAGSTER_HOME). Exits with 1 if a run fails.
     """
-    with _user_errors():
+    with user_errors():
         settings = Settings.from_environment()
-        with _store() as store:
+        with open_store() as store:
             [landed] = store.query_model("rpt_event_dates").itertuples()
         earliest, latest = _as_date(landed.first_date), _as_date(landed.last_date)
         first = date_from.date() if date_from else earliest
@@ -194,7 +192,7 @@ def materialize(
             raise LedgerError("no landed events: import some first, or give --from and --to")
 
         ranges = list(run_ranges(first, last, days_per_run))
-        with _progress() as progress:
+        with progress_display() as progress:
             task = progress.add_task(
                 f"materializing {first}..{last}", total=len(ranges), unit="runs"
             )
@@ -221,7 +219,7 @@ def materialize(
 @app.command()
 def status() -> None:
     """Show what the ledger holds: events by type, rejections by reason, balance per currency."""
-    with _user_errors(), _store() as store:
+    with user_errors(), open_store() as store:
         events = store.query_model("rpt_events_by_type")
         rejections = store.query_model("rpt_rejections_by_reason")
         balances = store.query_model("rpt_balance_by_currency")
@@ -249,24 +247,24 @@ def status() -> None:
 def post(
     date_from: Annotated[
         dt.datetime | None,
-        _date_option("--from", "First accounting date to post."),
+        date_option("--from", "First accounting date to post."),
     ] = None,
     date_to: Annotated[
         dt.datetime | None,
-        _date_option("--to", "Last accounting date to post."),
+        date_option("--to", "Last accounting date to post."),
     ] = None,
 ) -> None:
     """Post the landed events that are not posted yet, by default of every accounting date.
 
     Accounting dates are local dates in the ledger's time zone. Posting again adds nothing.
     """
-    with _user_errors():
+    with user_errors():
         first = date_from.date() if date_from else None
         last = date_to.date() if date_to else None
         if first and last and first > last:
             raise LedgerError(f"--from {first} is after --to {last}")
 
-        with _store() as store:
+        with open_store() as store:
             dates = None
             if first or last:
                 dates = [
@@ -313,7 +311,7 @@ def codes_add(
         "sale_type": sale_type,
         "currency": currency,
     }
-    with _user_errors(), _store() as store:
+    with user_errors(), open_store() as store:
         rule = store.add_code_rule(code, position=position, **match)
         typer.echo(f"added rule {rule.id} at position {rule.position}: {_described(rule)}")
 
@@ -321,7 +319,7 @@ def codes_add(
 @codes_app.command("list")
 def codes_list() -> None:
     """List the ledger-code rules, first match first."""
-    with _user_errors(), _store() as store:
+    with user_errors(), open_store() as store:
         rules = store.list_code_rules()
     if not rules:
         typer.echo("no ledger-code rules")
@@ -335,7 +333,7 @@ def codes_remove(
     rule_id: Annotated[int, typer.Argument(metavar="ID", help="The rule's id (see codes list).")],
 ) -> None:
     """Remove a ledger-code rule. Entries already posted keep their codes."""
-    with _user_errors(), _store() as store:
+    with user_errors(), open_store() as store:
         rule = store.remove_code_rule(rule_id)
         typer.echo(f"removed rule {rule.id}: {_described(rule)}")
 
@@ -427,7 +425,7 @@ def registry_create(
     secret: SecretOption = None,
 ) -> None:
     """Create a registry. Its secret is printed once, here: keep it."""
-    with _user_errors(), _store() as store:
+    with user_errors(), open_store() as store:
         registries = RegistryStore(store)
         registry = registries.create(
             Registry(
@@ -453,7 +451,7 @@ def registry_create(
 @registry_app.command("list")
 def registry_list() -> None:
     """List the registries: name, state, URL, entry types and group-by columns."""
-    with _user_errors(), _store() as store:
+    with user_errors(), open_store() as store:
         registries = RegistryStore(store).list()
     if not registries:
         typer.echo("no registries")
@@ -470,7 +468,7 @@ def registry_list() -> None:
 @registry_app.command("show")
 def registry_show(name: RegistryName) -> None:
     """Show a registry's fields (never its secret)."""
-    with _user_errors(), _store() as store:
+    with user_errors(), open_store() as store:
         registry = RegistryStore(store).get(name)
     for line in _registry_lines(registry):
         typer.echo(line)
@@ -509,7 +507,7 @@ def registry_update(
     ] = None,
 ) -> None:
     """Change a registry. A list given replaces the stored one; fields not given stay."""
-    with _user_errors(), _store() as store:
+    with user_errors(), open_store() as store:
         changes: dict[str, object] = {field.value.replace("-", "_"): () for field in (clear or ())}
         given = {
             "url": url,
@@ -548,7 +546,7 @@ def registry_update(
 @registry_app.command("enable")
 def registry_enable(name: RegistryName) -> None:
     """Enable a registry (webhook delivery itself is not built yet)."""
-    with _user_errors(), _store() as store:
+    with user_errors(), open_store() as store:
         RegistryStore(store).enable(name)
     typer.echo(f"enabled registry {name}")
 
@@ -556,7 +554,7 @@ def registry_enable(name: RegistryName) -> None:
 @registry_app.command("disable")
 def registry_disable(name: RegistryName) -> None:
     """Disable a registry (webhook delivery itself is not built yet)."""
-    with _user_errors(), _store() as store:
+    with user_errors(), open_store() as store:
         RegistryStore(store).disable(name)
     typer.echo(f"disabled registry {name}")
 
@@ -564,7 +562,7 @@ def registry_disable(name: RegistryName) -> None:
 @registry_app.command("delete")
 def registry_delete(name: RegistryName) -> None:
     """Delete a registry."""
-    with _user_errors(), _store() as store:
+    with user_errors(), open_store() as store:
         RegistryStore(store).delete(name)
     typer.echo(f"deleted registry {name}")
 
@@ -572,13 +570,13 @@ def registry_delete(name: RegistryName) -> None:
 @registry_app.command("rotate-secret")
 def registry_rotate_secret(name: RegistryName) -> None:
     """Give a registry a new secret, printed once; the old one stays valid for 24 hours."""
-    with _user_errors(), _store() as store:
+    with user_errors(), open_store() as store:
         registry = RegistryStore(store).rotate_secret(name)
     expires = registry.previous_secret_expires_at
     assert expires is not None
     typer.echo(f"rotated the secret of registry {name}")
     typer.echo(f"secret: {registry.secret}")
-    typer.echo(f"(shown once; the previous secret stays valid until {_moment(expires)})")
+    typer.echo(f"(shown once; the previous secret stays valid until {moment_text(expires)})")
 
 
 @registry_app.command("apply")
@@ -598,9 +596,9 @@ def registry_apply(
     takes its default, except enabled and secret, which stay as they are. Registries not in the
     file are left alone. Prints, per registry: created, updated (with the fields) or unchanged.
     """
-    with _user_errors():
+    with user_errors():
         document = _read_yaml(path)
-        with _store() as store:
+        with open_store() as store:
             changes = RegistryStore(store).apply(document)
     for change in changes:
         if change.action == CREATED:
@@ -615,18 +613,6 @@ def registry_apply(
 
 # Payloads
 
-RegistryOption = Annotated[
-    str, typer.Option("--registry", metavar="NAME", help="The registry whose payloads to build.")
-]
-FromOption = Annotated[
-    dt.datetime,
-    _date_option("--from", "First accounting date (local to the ledger's time zone)."),
-]
-ToOption = Annotated[
-    dt.datetime,
-    _date_option("--to", "Last accounting date, included."),
-]
-
 
 @app.command()
 def summary(registry_name: RegistryOption, date_from: FromOption, date_to: ToOption) -> None:
@@ -635,9 +621,9 @@ def summary(registry_name: RegistryOption, date_from: FromOption, date_to: ToOpt
     A JSON array, one object per order event whose entries pass the registry's filters, in
     the order the events occurred. The registry's since date and state do not apply here.
     """
-    with _user_errors():
-        first, last = _date_range(date_from, date_to)
-        with _store() as store:
+    with user_errors():
+        first, last = date_range(date_from, date_to)
+        with open_store() as store:
             registry = RegistryStore(store).get(registry_name)
             summaries = ledger_summaries(registry, store.entries(first, last))
     logger.info("built %d summaries of registry %s", len(summaries), registry_name)
@@ -658,9 +644,9 @@ def report(
     One row per group of the registry's group-by columns and currency, with its totals. A tag
     column gives one row per tag and one with no tag, so an entry with two tags is in two rows.
     """
-    with _user_errors():
-        first, last = _date_range(date_from, date_to)
-        with _store() as store:
+    with user_errors():
+        first, last = date_range(date_from, date_to)
+        with open_store() as store:
             registry = RegistryStore(store).get(registry_name)
             rows = ledger_report(registry, store.entries(first, last))
     logger.info("built a report of %d rows of registry %s", len(rows), registry_name)
@@ -672,46 +658,6 @@ def report(
 
 
 # Helpers
-
-
-@contextmanager
-def _user_errors() -> Iterator[None]:
-    """Turns a failure a person can act on into one line on stderr and exit code 1."""
-    try:
-        yield
-    except LedgerError as error:
-        logger.debug("the command failed", exc_info=True)
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(1) from None
-    except sa.exc.SQLAlchemyError as error:
-        logger.debug("the database failed", exc_info=True)
-        typer.echo(f"error: the ledger database failed: {_first_line(error)}", err=True)
-        raise typer.Exit(1) from None
-
-
-@contextmanager
-def _store() -> Iterator[LedgerStore]:
-    store = LedgerStore.from_settings(Settings.from_environment())
-    try:
-        yield store
-    finally:
-        store.close()
-
-
-@contextmanager
-def _progress() -> Iterator[Progress]:
-    """A progress display on stderr, so that stdout keeps only the command's result."""
-    with Progress(
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[unit]}"),
-        TimeElapsedColumn(),
-        console=Console(stderr=True),
-        transient=True,
-    ) as progress:
-        yield progress
 
 
 def _as_date(value: object) -> dt.date | None:
@@ -739,26 +685,14 @@ def _print_posting(report: PostingReport) -> None:
     for account, count in sorted(report.entries_per_account.items()):
         typer.echo(f"  entries on {account}: {count}")
     for currency in sorted(report.debit_per_currency):
-        debit = _money(report.debit_per_currency[currency], currency)
-        credit = _money(report.credit_per_currency[currency], currency)
+        debit = money_text(report.debit_per_currency[currency], currency)
+        credit = money_text(report.credit_per_currency[currency], currency)
         typer.echo(f"  {currency}: debit {debit}, credit {credit}")
-
-
-def _money(amount: int, currency: str) -> str:
-    try:
-        return format_minor(amount, currency_precision(currency))
-    except UnknownCurrency:
-        return f"{amount} (minor units)"
 
 
 def _described(rule: CodeRule) -> str:
     matches = ", ".join(f"{name}={value}" for name, value in rule.match.items())
     return f"code {rule.code} for " + (matches or "every entry")
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(getattr(error, "orig", None) or error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 def _registry_lines(registry: Registry) -> list[str]:
@@ -768,8 +702,8 @@ def _registry_lines(registry: Registry) -> list[str]:
     if rotated is not None:
         assert registry.previous_secret_expires_at is not None
         rotation = (
-            f"set, rotated {_moment(rotated)} "
-            f"(the previous one is valid until {_moment(registry.previous_secret_expires_at)})"
+            f"set, rotated {moment_text(rotated)} "
+            f"(the previous one is valid until {moment_text(registry.previous_secret_expires_at)})"
         )
     return [
         f"name: {registry.name}",
@@ -780,28 +714,15 @@ def _registry_lines(registry: Registry) -> list[str]:
         f"group by: {_names(registry.group_by, 'nothing')}",
         f"totals: {_names(registry.totals, 'debit, credit')}",
         f"include test orders: {'yes' if registry.include_test else 'no'}",
-        f"since: {_moment(registry.since)}",
+        f"since: {moment_text(registry.since)}",
         f"secret: {rotation}",
-        f"created: {_moment(registry.created_at)}",
-        f"updated: {_moment(registry.updated_at)}",
+        f"created: {moment_text(registry.created_at)}",
+        f"updated: {moment_text(registry.updated_at)}",
     ]
 
 
 def _names(names: tuple[str, ...], empty: str) -> str:
     return ", ".join(names) if names else empty
-
-
-def _moment(moment: dt.datetime | None) -> str:
-    if moment is None:
-        return "-"
-    return moment.astimezone(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def _date_range(date_from: dt.datetime, date_to: dt.datetime) -> tuple[dt.date, dt.date]:
-    first, last = date_from.date(), date_to.date()
-    if first > last:
-        raise LedgerError(f"--from {first} is after --to {last}")
-    return first, last
 
 
 def _read_yaml(path: Path) -> object:

@@ -32,7 +32,7 @@ def build_definitions(
         start = partitions_start(earliest, dt.datetime.now(settings.timezone).date())
 
     partitions_def = ledger_partitions(start, timezone)
-    return dg.Definitions(
+    ledger = dg.Definitions(
         assets=build_ledger_assets(partitions_def),
         jobs=[build_ledger_job(partitions_def), import_inbox_job],
         sensors=[inbox_sensor, build_landed_events_sensor(partitions_def)],
@@ -40,6 +40,9 @@ def build_definitions(
         resources={"ledger": LedgerResource(database_url=settings.database_url, timezone=timezone)},
         executor=dg.multiprocess_executor,
     )
+    registries = dg.Definitions()
+    deliveries = dg.Definitions()
+    return dg.Definitions.merge(ledger, registries, deliveries)
 
 
 @dg.definitions

@@ -276,3 +276,12 @@ registries = sa.Table(
 """One row per `Registry`, one column per field of the same name; lists are JSON text in the
 registry's order. `previous_secret` stays valid until `previous_secret_expires_at`, so that a
 receiver can switch to a rotated secret."""
+
+
+# Registry aggregates (migration 0005)
+
+
+# Deliveries (migration 0006)
+
+
+# API keys (migration 0007)
