@@ -54,3 +54,24 @@ class InputFileError(LedgerError):
 class StorageError(LedgerError):
     """The ledger database failed. The message is the database's first line, never the
     statement or its parameters (which may hold a registry's secret)."""
+
+
+class MalformedSecret(LedgerError):
+    """A webhook signing secret that is not `whsec_` and the base64 of enough random bytes.
+    The message never shows the secret."""
+
+
+class UrlRefused(LedgerError):
+    """A webhook URL that is not sent to: its host resolves to a loopback, private, link-local,
+    metadata or otherwise non-public address (and `LEDGER_ALLOW_PRIVATE_URLS` is not set), or
+    it cannot be sent to at all (no host, not http or https)."""
+
+
+class ApiKeyError(LedgerError):
+    """An API key that cannot be created, found or revoked: the message says which and why
+    (never the key itself)."""
+
+
+class DeliveryError(LedgerError):
+    """A webhook delivery that cannot be found, replayed or skipped: the message names the
+    delivery and the reason."""
