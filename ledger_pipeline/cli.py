@@ -42,6 +42,7 @@ from ledger_pipeline.materializing import (
     DEFAULT_DAYS_PER_RUN,
     dagster_home,
     materialize_range,
+    materialize_registry_range,
     run_ranges,
 )
 from ledger_pipeline.settings import Settings
@@ -174,17 +175,30 @@ def materialize(
         int,
         typer.Option(min=1, help="Dates per Dagster run: long ranges take few runs."),
     ] = DEFAULT_DAYS_PER_RUN,
+    registry_name: Annotated[
+        str | None,
+        typer.Option(
+            "--registry",
+            metavar="NAME",
+            help="Materialize only this registry's aggregates (after changing its filters or "
+            "group-by columns), nothing else.",
+        ),
+    ] = None,
 ) -> None:
     """Materialize the ledger's daily assets through Dagster for a range of accounting dates.
 
-    Runs order_events, ledger_entries (with its blocking checks) and daily_ledger_totals on
-    the Dagster instance in DAGSTER_HOME (default ./.ledger/dagster), so the runs show in the
-    UI (dagster dev -w workspace.yaml with the same DAGSTER_HOME). Exits with 1 if a run fails.
+    Runs order_events, ledger_entries (with its blocking checks) and daily_ledger_totals, then
+    every registry's aggregates (registry_totals) of the same dates, on the Dagster instance in
+    DAGSTER_HOME (default ./.ledger/dagster), so the runs show in the UI (dagster dev -w
+    workspace.yaml with the same DAGSTER_HOME). With --registry, only that registry's
+    aggregates are materialized, the other registries' stay as they are. Exits with 1 if a run
+    fails.
     """
     with user_errors():
         settings = Settings.from_environment()
         with open_store() as store:
             [landed] = store.query_model("rpt_event_dates").itertuples()
+            registries = RegistryStore(store).list()
         earliest, latest = _as_date(landed.first_date), _as_date(landed.last_date)
         first = date_from.date() if date_from else earliest
         last = date_to.date() if date_to else latest
@@ -192,24 +206,45 @@ def materialize(
             raise LedgerError("no landed events: import some first, or give --from and --to")
 
         ranges = list(run_ranges(first, last, days_per_run))
+        # Without --registry, each range takes a ledger run and, with registries, one more.
+        runs = len(ranges) * (2 if registries else 1)
         with progress_display() as progress:
-            task = progress.add_task(
-                f"materializing {first}..{last}", total=len(ranges), unit="runs"
-            )
-            outcomes = materialize_range(
-                settings,
-                first,
-                last,
-                days_per_run=days_per_run,
-                on_run=lambda outcome: progress.advance(task),
-            )
+            if registry_name is not None:
+                task = progress.add_task(
+                    f"materializing registry {registry_name} {first}..{last}",
+                    total=len(ranges),
+                    unit="runs",
+                )
+                outcomes = materialize_registry_range(
+                    settings,
+                    registry_name,
+                    first,
+                    last,
+                    days_per_run=days_per_run,
+                    on_run=lambda outcome: progress.advance(task),
+                )
+            else:
+                task = progress.add_task(f"materializing {first}..{last}", total=runs, unit="runs")
+                outcomes = materialize_range(
+                    settings,
+                    first,
+                    last,
+                    days_per_run=days_per_run,
+                    on_run=lambda outcome: progress.advance(task),
+                )
 
     for outcome in outcomes:
         state = "succeeded" if outcome.success else "FAILED"
-        typer.echo(
-            f"run {outcome.run_id} {outcome.date_from}..{outcome.date_to}: {state}, "
-            f"{outcome.entries} entries"
-        )
+        if outcome.registries:
+            typer.echo(
+                f"registry totals run {outcome.run_id} {outcome.date_from}..{outcome.date_to} "
+                f"({', '.join(outcome.registries)}): {state}, {outcome.rows} rows"
+            )
+        else:
+            typer.echo(
+                f"run {outcome.run_id} {outcome.date_from}..{outcome.date_to}: {state}, "
+                f"{outcome.entries} entries"
+            )
     typer.echo(f"open the Dagster UI: DAGSTER_HOME={dagster_home()} dagster dev -w workspace.yaml")
     if not all(outcome.success for outcome in outcomes):
         typer.echo("error: a run failed; its checks and logs are in the Dagster UI", err=True)

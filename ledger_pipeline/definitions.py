@@ -12,6 +12,8 @@ from ledger_pipeline.defs.ledger.partitions import ledger_partitions, partitions
 from ledger_pipeline.defs.ledger.resources import LedgerResource
 from ledger_pipeline.defs.ledger.schedules import build_daily_schedule
 from ledger_pipeline.defs.ledger.sensors import build_landed_events_sensor, inbox_sensor
+from ledger_pipeline.defs.registries.assets import build_registry_assets
+from ledger_pipeline.defs.registries.sensors import registry_partitions_sensor
 from ledger_pipeline.settings import Settings
 from ledger_pipeline.storage.store import LedgerStore
 
@@ -40,7 +42,9 @@ def build_definitions(
         resources={"ledger": LedgerResource(database_url=settings.database_url, timezone=timezone)},
         executor=dg.multiprocess_executor,
     )
-    registries = dg.Definitions()
+    registries = dg.Definitions(
+        assets=build_registry_assets(partitions_def), sensors=[registry_partitions_sensor]
+    )
     deliveries = dg.Definitions()
     return dg.Definitions.merge(ledger, registries, deliveries)
 

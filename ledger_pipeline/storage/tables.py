@@ -280,6 +280,50 @@ receiver can switch to a rotated secret."""
 
 # Registry aggregates (migration 0005)
 
+# Every total a registry can sum (`ledger_pipeline.core.posting.TOTALS`, spelled out here as
+# migration 0005 spells them, so that a new total needs a migration, not a silent mismatch).
+REGISTRY_TOTAL_COLUMNS = (
+    "quantity",
+    "size",
+    "debit",
+    "credit",
+    "revenue_total",
+    "discount_total",
+    "adjustment_total",
+    "commission_adjustment_total",
+    "total",
+    "commission_total",
+    "wholesale_total",
+    "tax_total",
+)
+
+registry_totals = sa.Table(
+    "registry_totals",
+    metadata,
+    sa.Column(
+        "registry",
+        sa.String,
+        sa.ForeignKey("registries.name", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("date", sa.Date, nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("group_values", sa.Text, nullable=False),
+    sa.Column("currency_precision", sa.Integer, nullable=False),
+    sa.Column("entries", sa.BigInteger, nullable=False),
+    *(_money(name) for name in REGISTRY_TOTAL_COLUMNS),
+    sa.PrimaryKeyConstraint("registry", "date", "currency", "group_values"),
+)
+"""A registry's totals per accounting date and group: one row per (registry, date, currency,
+group). `group_values` is the canonical JSON (keys sorted, no spaces) of an object holding the
+value of each of the registry's group-by columns but `currency`, which has its own column: text,
+null, true or false, a date as ISO text, and for a tag column one tag (or null for entries
+without tags), since a tag column gives one row per tag. Canonical text keeps every value exact
+and makes the group one comparable key. Every total of `REGISTRY_TOTAL_COLUMNS` is stored as
+BIGINT minor units (counts for quantity and size), whichever the registry reports, so that
+changing a registry's totals needs no backfill; `entries` counts the entries summed. Deleting a
+registry deletes its rows."""
+
 
 # Deliveries (migration 0006)
 

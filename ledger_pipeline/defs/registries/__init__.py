@@ -1,0 +1,1 @@
+"""Registry aggregates: each registry's daily totals, partitioned by date and registry."""
