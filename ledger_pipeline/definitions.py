@@ -6,6 +6,8 @@ import datetime as dt
 
 import dagster as dg
 
+from ledger_pipeline.defs.deliveries.jobs import deliver_job, replay_deliveries_job
+from ledger_pipeline.defs.deliveries.sensors import deliveries_sensor
 from ledger_pipeline.defs.ledger.assets import build_ledger_assets
 from ledger_pipeline.defs.ledger.jobs import build_ledger_job, import_inbox_job
 from ledger_pipeline.defs.ledger.partitions import ledger_partitions, partitions_start
@@ -45,7 +47,9 @@ def build_definitions(
     registries = dg.Definitions(
         assets=build_registry_assets(partitions_def), sensors=[registry_partitions_sensor]
     )
-    deliveries = dg.Definitions()
+    deliveries = dg.Definitions(
+        jobs=[deliver_job, replay_deliveries_job], sensors=[deliveries_sensor]
+    )
     return dg.Definitions.merge(ledger, registries, deliveries)
 
 

@@ -34,6 +34,7 @@ from ledger_pipeline.core.registry import (
 )
 from ledger_pipeline.errors import RegistryError, StorageError, UnknownRegistry
 from ledger_pipeline.storage import tables
+from ledger_pipeline.storage.deliveries import DELIVERY_FIELDS, delete_deliveries, queue_backlog
 
 # The connection execution option on which the store's `begin` hook sends BEGIN IMMEDIATE to
 # SQLite. Imported rather than repeated, so that a rename breaks loudly here.
@@ -72,7 +73,8 @@ class RegistryStore:
         self.timezone: ZoneInfo = store.timezone
 
     def create(self, registry: Registry) -> Registry:
-        """Stores a new registry.
+        """Stores a new registry. Events posted since its `since` (when that is before now: the
+        registry takes history on purpose) get their deliveries in the same transaction.
 
         Raises:
             RegistryError: a registry of that name exists.
@@ -81,6 +83,7 @@ class RegistryStore:
             if _read(connection, registry.name) is not None:
                 raise _exists(registry.name)
             _insert(connection, registry)
+            queue_backlog(connection, registry, _now())
         logger.info("created registry %s", registry.name)
         return registry
 
@@ -99,7 +102,9 @@ class RegistryStore:
     def update(self, name: str, /, now: dt.datetime | None = None, **changes: Any) -> Registry:
         """Changes the given fields of a registry (of `UPDATABLE_FIELDS`); the others stay.
 
-        A new `secret` is a rotation: the old one stays valid for `SECRET_OVERLAP`.
+        A new `secret` is a rotation: the old one stays valid for `SECRET_OVERLAP`. A change of
+        `since` or of a filter queues the deliveries of events posted since `since` that have
+        none for this registry yet.
 
         Raises:
             UnknownRegistry: none has that name.
@@ -117,6 +122,8 @@ class RegistryStore:
             registry, changed = _changed(stored, changes, now)
             if changed:
                 _write(connection, registry)
+            if set(changed) & set(DELIVERY_FIELDS):
+                queue_backlog(connection, registry, now)
         if changed:
             logger.info("updated registry %s: %s", name, ", ".join(changed))
         return registry
@@ -130,15 +137,22 @@ class RegistryStore:
         return self.update(name, enabled=False)
 
     def delete(self, name: str) -> Registry:
-        """Deletes a registry; returns what it was.
+        """Deletes a registry; returns what it was. Its deliveries go with it, pending or not,
+        with their attempts: a registry made again under that name starts afresh.
 
         Raises:
             UnknownRegistry: none has that name.
         """
         with self._writing() as connection:
             registry = _read_for_update(connection, name)
+            deleted = delete_deliveries(connection, name)
             connection.execute(tables.registries.delete().where(tables.registries.c.name == name))
-        logger.info("deleted registry %s", name)
+        logger.info(
+            "deleted registry %s and its %d deliveries (%d pending)",
+            name,
+            sum(deleted.values()),
+            deleted.get("pending", 0),
+        )
         return registry
 
     def rotate_secret(
@@ -230,6 +244,7 @@ def _apply_one(
     if stored is None:
         registry = Registry(**definition, created_at=now)
         _insert(connection, registry)
+        queue_backlog(connection, registry, now)
         return RegistryChange(
             name, CREATED, registry=registry, secret_generated="secret" not in definition
         )
@@ -247,6 +262,8 @@ def _apply_one(
     if not changed:
         return RegistryChange(name, UNCHANGED, registry=registry)
     _write(connection, registry)
+    if set(changed) & set(DELIVERY_FIELDS):
+        queue_backlog(connection, registry, now)
     return RegistryChange(name, UPDATED, changed, registry=registry)
 
 

@@ -126,6 +126,7 @@ class PostingReport:
 
     events: int = 0
     entries: int = 0
+    deliveries: int = 0
     entries_per_account: Counter[str] = field(default_factory=Counter)
     debit_per_currency: Counter[str] = field(default_factory=Counter)
     credit_per_currency: Counter[str] = field(default_factory=Counter)
@@ -422,6 +423,10 @@ class LedgerStore:
         events not posted yet are inserted. One transaction per chunk of orders; posting
         again adds nothing.
 
+        Each posted event's deliveries (a `ledger_summary` per registry that takes it, see
+        `ledger_pipeline.storage.deliveries.Outbox`) are queued in the transaction that
+        inserts its entries, so both are committed or neither.
+
         Args:
             dates: accounting dates (local dates in the ledger's time zone) to post; None
                 posts every date.
@@ -442,10 +447,11 @@ class LedgerStore:
             logger.debug("committed a chunk of %d orders", len(chunk))
 
         logger.info(
-            "posted %d events of %d orders: %d entries",
+            "posted %d events of %d orders: %d entries, %d deliveries queued",
             report.events,
             len(order_ids),
             report.entries,
+            report.deliveries,
         )
         return report
 
@@ -499,7 +505,16 @@ class LedgerStore:
         rules: Sequence[CodeRule],
         report: PostingReport,
     ) -> None:
-        """Replays each order's landed events and inserts the entries of those not yet posted."""
+        """Replays each order's landed events and inserts the entries of those not yet posted,
+        with their deliveries."""
+        # Imported here: the deliveries module builds on this one.
+        from ledger_pipeline.storage.deliveries import Outbox
+
+        now = _now()
+        # Read in the chunk's transaction (not once per run), so that a registry created while
+        # a run posts gets the events of the chunks committed after it, and its backlog finds
+        # those committed before it.
+        outbox = Outbox.open(connection, now)
         landed = _landed_events(connection, order_ids)
         stored = _stored_entries(connection, order_ids)
 
@@ -523,11 +538,13 @@ class LedgerStore:
                 )
                 posted.append(row.event_id)
                 report.add(entries)
+                if outbox and entries:
+                    outbox.add(entries)
                 logger.debug("posted event %s: %d entries", row.event_id, len(entries))
 
         if new_rows:
             _BulkInsert(connection, tables.ledger_entries, _ENTRY_FIELDS).insert(new_rows)
-        now = _now()
+        report.deliveries += outbox.insert(connection)
         for batch in _chunks(posted, IN_LIST_SIZE):
             connection.execute(
                 tables.order_events.update()

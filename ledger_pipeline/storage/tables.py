@@ -327,5 +327,68 @@ registry deletes its rows."""
 
 # Deliveries (migration 0006)
 
+DELIVERY_STATUSES = ("pending", "succeeded", "dead", "skipped")
+
+deliveries = sa.Table(
+    "deliveries",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column(
+        "registry",
+        sa.String,
+        sa.ForeignKey("registries.name", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("event_id", sa.String, sa.ForeignKey("order_events.event_id"), nullable=False),
+    sa.Column("order_id", sa.String, nullable=False),
+    sa.Column("order_version", sa.Integer, nullable=False),
+    sa.Column("idempotency_key", sa.String(36), nullable=False),
+    sa.Column("webhook_id", sa.String, nullable=False),
+    sa.Column("body", sa.LargeBinary, nullable=False),
+    sa.Column("status", sa.String, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("next_attempt_at", UTCDateTime, nullable=False),
+    sa.Column("lease_owner", sa.String, nullable=True),
+    sa.Column("lease_expires_at", UTCDateTime, nullable=True),
+    sa.Column("last_status_code", sa.Integer, nullable=True),
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("delivered_at", UTCDateTime, nullable=True),
+    sa.UniqueConstraint("registry", "event_id"),
+    sa.CheckConstraint(
+        "status in ('pending', 'succeeded', 'dead', 'skipped')", name="known_status"
+    ),
+    # The claim query: due pending deliveries, then the earlier versions of their order.
+    sa.Index(None, "status", "next_attempt_at"),
+    sa.Index(None, "registry", "order_id", "order_version"),
+    sa.Index(None, "event_id"),
+)
+"""The transactional outbox: one `ledger_summary` per registry and order event, queued in the
+transaction that posts the event. `body` is the summary's bytes, built once and sent as they are
+on every attempt. A pending delivery is due at `next_attempt_at`; a worker that claims it holds
+it until `lease_expires_at` (`lease_owner` names the worker)."""
+
+delivery_attempts = sa.Table(
+    "delivery_attempts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column(
+        "delivery_id",
+        sa.Integer,
+        sa.ForeignKey("deliveries.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("number", sa.Integer, nullable=False),
+    sa.Column("started_at", UTCDateTime, nullable=False),
+    sa.Column("status_code", sa.Integer, nullable=True),
+    sa.Column("latency_ms", sa.Integer, nullable=False),
+    sa.Column("response_excerpt", sa.Text, nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("worker", sa.String, nullable=False),
+    sa.Index(None, "delivery_id", "number"),
+)
+"""Every POST of a delivery: the HTTP status (null when none came back), how long it took, the
+start of the response (cut to a few KB) and the error, if any."""
+
 
 # API keys (migration 0007)
