@@ -392,3 +392,23 @@ start of the response (cut to a few KB) and the error, if any."""
 
 
 # API keys (migration 0007)
+
+API_KEY_SCOPES = ("read", "manage")
+"""What a key may do: `read` asks for summaries and reports; `manage` also changes registries
+and deliveries."""
+
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("id", sa.String(16), primary_key=True),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("name", sa.String, nullable=False),
+    sa.Column("scope", sa.String(16), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("revoked_at", UTCDateTime, nullable=True),
+    sa.Column("last_used_at", UTCDateTime, nullable=True),
+    sa.CheckConstraint("scope in ('read', 'manage')", name="scope"),
+)
+"""The reporting API's keys. `id` is the key's visible part (`lpk_<id>_...`); the key itself
+is never stored, only the SHA-256 of the whole key in `token_hash`. A revoked key stays, so
+that `api-key list` can say when it stopped working."""
