@@ -20,7 +20,7 @@ import dagster as dg
 import typer
 import yaml
 
-from ledger_pipeline import cli_api, cli_delivery
+from ledger_pipeline import cli_api, cli_delivery, cli_main_job
 from ledger_pipeline.cli_support import (
     FromOption,
     RegistryOption,
@@ -30,10 +30,10 @@ from ledger_pipeline.cli_support import (
     moment_text,
     money_text,
     open_store,
+    print_ledger_status,
     progress_display,
     user_errors,
 )
-from ledger_pipeline.core.money import format_minor
 from ledger_pipeline.core.payloads import ledger_report, ledger_summaries, report_columns
 from ledger_pipeline.core.registry import Registry, parse_since
 from ledger_pipeline.errors import LedgerError, RegistryError
@@ -69,6 +69,7 @@ registry_app = typer.Typer(
 app.add_typer(registry_app, name="registry")
 cli_delivery.register(app)
 cli_api.register(app)
+cli_main_job.register(app)
 
 
 @app.callback()
@@ -255,27 +256,7 @@ def materialize(
 def status() -> None:
     """Show what the ledger holds: events by type, rejections by reason, balance per currency."""
     with user_errors(), open_store() as store:
-        events = store.query_model("rpt_events_by_type")
-        rejections = store.query_model("rpt_rejections_by_reason")
-        balances = store.query_model("rpt_balance_by_currency")
-
-    typer.echo(f"ledger time zone: {store.timezone.key}")
-    typer.echo(
-        f"order events: {int(events['events'].sum())} landed, {int(events['posted'].sum())} posted"
-    )
-    for row in events.itertuples():
-        typer.echo(f"  {row.type}: {row.events} landed, {row.posted} posted")
-    typer.echo(f"rejected lines: {int(rejections['lines'].sum())}")
-    for row in rejections.itertuples():
-        typer.echo(f"  {row.outcome}: {row.lines} x {row.reason}")
-    typer.echo("ledger entries per currency:")
-    for row in balances.itertuples():
-        balanced = "balanced" if row.debit == row.credit else "NOT BALANCED"
-        typer.echo(
-            f"  {row.currency}: {row.entries} entries, "
-            f"debit {format_minor(int(row.debit), int(row.currency_precision))}, "
-            f"credit {format_minor(int(row.credit), int(row.currency_precision))}: {balanced}"
-        )
+        print_ledger_status(store)
 
 
 @app.command()
@@ -580,7 +561,7 @@ def registry_update(
 
 @registry_app.command("enable")
 def registry_enable(name: RegistryName) -> None:
-    """Enable a registry (webhook delivery itself is not built yet)."""
+    """Enable a registry: its waiting deliveries go out again, in order."""
     with user_errors(), open_store() as store:
         RegistryStore(store).enable(name)
     typer.echo(f"enabled registry {name}")
@@ -588,7 +569,7 @@ def registry_enable(name: RegistryName) -> None:
 
 @registry_app.command("disable")
 def registry_disable(name: RegistryName) -> None:
-    """Disable a registry (webhook delivery itself is not built yet)."""
+    """Disable a registry: its deliveries are still queued, and wait until it is enabled."""
     with user_errors(), open_store() as store:
         RegistryStore(store).disable(name)
     typer.echo(f"disabled registry {name}")

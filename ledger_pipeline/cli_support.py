@@ -113,3 +113,28 @@ def date_range(date_from: dt.datetime, date_to: dt.datetime) -> tuple[dt.date, d
     if first > last:
         raise LedgerError(f"--from {first} is after --to {last}")
     return first, last
+
+
+def print_ledger_status(store: LedgerStore) -> None:
+    """What the ledger holds: events by type, rejections by reason, balance per currency."""
+    events = store.query_model("rpt_events_by_type")
+    rejections = store.query_model("rpt_rejections_by_reason")
+    balances = store.query_model("rpt_balance_by_currency")
+
+    typer.echo(f"ledger time zone: {store.timezone.key}")
+    typer.echo(
+        f"order events: {int(events['events'].sum())} landed, {int(events['posted'].sum())} posted"
+    )
+    for row in events.itertuples():
+        typer.echo(f"  {row.type}: {row.events} landed, {row.posted} posted")
+    typer.echo(f"rejected lines: {int(rejections['lines'].sum())}")
+    for row in rejections.itertuples():
+        typer.echo(f"  {row.outcome}: {row.lines} x {row.reason}")
+    typer.echo("ledger entries per currency:")
+    for row in balances.itertuples():
+        balanced = "balanced" if row.debit == row.credit else "NOT BALANCED"
+        typer.echo(
+            f"  {row.currency}: {row.entries} entries, "
+            f"debit {format_minor(int(row.debit), int(row.currency_precision))}, "
+            f"credit {format_minor(int(row.credit), int(row.currency_precision))}: {balanced}"
+        )

@@ -53,6 +53,9 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+# urllib3 logs each request line at DEBUG, the URL's query included, and a registry's URL may
+# carry a token there: its request log stays quiet whatever level the host asks for.
+logging.getLogger("urllib3.connectionpool").setLevel(logging.INFO)
 
 ALLOW_PRIVATE_URLS_VARIABLE = "LEDGER_ALLOW_PRIVATE_URLS"
 # How much of a response body is read and kept with the attempt.

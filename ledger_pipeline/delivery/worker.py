@@ -207,8 +207,6 @@ def worker_name() -> str:
 def endpoint(url: str) -> str:
     """The host of a URL, with its port when the URL names one: never its path, query or
     user info, which may hold a token."""
-    # Limitation: urllib3 logs each request line, query included, at DEBUG on its own logger
-    # (`--log-level debug`); a token in a registry URL's query shows there.
     try:
         parts = urlsplit(url)
         host = parts.hostname or "?"
