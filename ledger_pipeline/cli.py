@@ -6,9 +6,7 @@ The ledger is the one named by `LEDGER_DATABASE_URL` (and `LEDGER_TIMEZONE`), se
 its detail goes to the log (`--log-level debug` shows it).
 """
 
-import csv
 import datetime as dt
-import io
 import json
 import logging
 import warnings
@@ -34,7 +32,12 @@ from ledger_pipeline.cli_support import (
     progress_display,
     user_errors,
 )
-from ledger_pipeline.core.payloads import ledger_report, ledger_summaries, report_columns
+from ledger_pipeline.core.payloads import (
+    ledger_report,
+    ledger_summaries,
+    report_columns,
+    report_csv,
+)
 from ledger_pipeline.core.registry import Registry, parse_since
 from ledger_pipeline.errors import LedgerError, RegistryError
 from ledger_pipeline.importing import land_file, land_hotel_bookings, land_octo_booking
@@ -668,7 +671,7 @@ def report(
     logger.info("built a report of %d rows of registry %s", len(rows), registry_name)
     if output_format == ReportFormat.CSV:
         header = [*report_columns(registry), *registry.totals]
-        typer.echo(_csv(header, rows), nl=False)
+        typer.echo(report_csv(header, rows), nl=False)
     else:
         typer.echo(json.dumps(rows, indent=2, ensure_ascii=False))
 
@@ -753,21 +756,3 @@ def _read_yaml(path: Path) -> object:
         where = f" at line {mark.line + 1}" if mark is not None else ""
         problem = getattr(error, "problem", None) or "not YAML"
         raise RegistryError(f"{path} is not valid YAML{where}: {problem}") from None
-
-
-def _csv(header: list[str], rows: list[dict[str, object]]) -> str:
-    """CSV with a header; a null is empty, a bool true or false."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(header)
-    for row in rows:
-        writer.writerow([_csv_value(row[name]) for name in header])
-    return buffer.getvalue()
-
-
-def _csv_value(value: object) -> object:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return value

@@ -8,11 +8,9 @@ says what to ask for instead; an unknown registry is a 404.
 
 from __future__ import annotations
 
-import csv
-import io
 import logging
 import time
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Body, Query, Request
 from fastapi.responses import JSONResponse, Response
@@ -20,7 +18,12 @@ from fastapi.responses import JSONResponse, Response
 from ledger_pipeline.api.auth import ReadKey
 from ledger_pipeline.api.errors import ApiError, responses
 from ledger_pipeline.api.models import LedgerSummary, RangeQuery, ReportQuery, ReportRow
-from ledger_pipeline.core.payloads import ledger_report, ledger_summaries, report_columns
+from ledger_pipeline.core.payloads import (
+    ledger_report,
+    ledger_summaries,
+    report_columns,
+    report_csv,
+)
 from ledger_pipeline.core.registry import Registry
 from ledger_pipeline.errors import UnknownRegistry
 from ledger_pipeline.storage.registries import RegistryStore
@@ -131,25 +134,6 @@ def _report(request: Request, query: ReportQuery, key_id: str) -> Response:
         header = [*report_columns(registry), *registry.totals]
         return Response(report_csv(header, rows), media_type="text/csv; charset=utf-8")
     return JSONResponse(rows)
-
-
-def report_csv(header: list[str], rows: list[dict[str, Any]]) -> str:
-    """A report as CSV with a header: a null is empty, a flag true or false (as
-    `ledger-pipeline report --format csv`)."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(header)
-    for row in rows:
-        writer.writerow([_csv_value(row[name]) for name in header])
-    return buffer.getvalue()
-
-
-def _csv_value(value: object) -> object:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return value
 
 
 def _check_range(query: RangeQuery, max_days: int) -> None:

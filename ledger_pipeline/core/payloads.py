@@ -21,7 +21,9 @@ Choices made here where the contract leaves room, each pinned by a test in `test
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
 import itertools
 import uuid
 from collections.abc import Iterable, Sequence
@@ -112,6 +114,25 @@ def ledger_report(registry: Registry, entries: Entries) -> list[dict[str, Any]]:
             row[name] = format_minor(amount, precision) if name in MONEY_TOTALS else amount
         rows.append(row)
     return rows
+
+
+def report_csv(header: list[str], rows: list[dict[str, Any]]) -> str:
+    """A report as CSV with a header: a null is empty, a flag true or false (as
+    `ledger-pipeline report --format csv`)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    for row in rows:
+        writer.writerow([_csv_value(row[name]) for name in header])
+    return buffer.getvalue()
+
+
+def _csv_value(value: object) -> object:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value
 
 
 def report_columns(registry: Registry) -> tuple[str, ...]:
