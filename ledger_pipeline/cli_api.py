@@ -92,8 +92,8 @@ def serve(
 ) -> None:
     """Run the reporting API (OpenAPI documentation at /docs).
 
-    It serves the ledger named by LEDGER_DATABASE_URL; LEDGER_API_MAX_DAYS (default 366) is
-    the longest range of dates one summary or report request may ask for. Ctrl-C stops it.
+    It serves the ledger named by LEDGER_DATABASE_URL; LEDGER_API_MAX_DAYS (default 366) is the
+    longest range of dates one summary or report request may ask for. Ctrl-C stops it.
     """
     with user_errors():
         application = create_app(ApiSettings.from_environment())

@@ -91,12 +91,14 @@ def deliveries_list(
     """List deliveries, newest first: id, registry, order and version, status, attempts."""
     with user_errors(), open_store() as store:
         deliveries = DeliveryStore(store).list(
-            status=status.value if status else None, registry=registry, limit=limit
+            status=status.value if status else None, registry=registry, limit=limit + 1
         )
     if not deliveries:
         typer.echo("no deliveries")
-    for delivery in deliveries:
+    for delivery in deliveries[:limit]:
         typer.echo(_delivery_line(delivery))
+    if len(deliveries) > limit:
+        typer.echo(f"(the newest {limit} shown: --limit N shows more)", err=True)
 
 
 @deliveries_app.command("show")

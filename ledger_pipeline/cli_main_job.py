@@ -56,14 +56,19 @@ def main_job(
         settings = Settings.from_environment()
         with progress_display() as progress:
             tasks: dict[str, int] = {}
+            # Without a terminal the bars do not show: a line per step and per run instead.
+            plain = not progress.console.is_terminal
 
             def tell(step: str, done: int, total: int | None) -> None:
                 if step not in tasks:
-                    unit = {"import bookings": "bookings", "deliver": "deliveries"}.get(
-                        step, "runs"
-                    )
-                    tasks[step] = progress.add_task(step, total=total, unit=unit)
+                    for task in progress.tasks:
+                        # The step before is over: its bar stops where it got to.
+                        progress.update(task.id, total=task.completed)
+                    tasks[step] = progress.add_task(step, total=total, unit=_units(step))
                 progress.update(tasks[step], completed=done, total=total)
+                if plain and (done == 0 or total is not None):
+                    of = f" of {total}" if total is not None else ""
+                    typer.echo(f"{step}: {done}{of} {_units(step)}", err=True)
 
             report = run_main_job(
                 settings,
@@ -93,6 +98,10 @@ def main_job(
                     "after that to deliver them"
                 )
     _print_files(report)
+
+
+def _units(step: str) -> str:
+    return {"import bookings": "bookings", "deliver": "deliveries"}.get(step, "runs")
 
 
 def _print(report: MainJobReport) -> None:
@@ -145,4 +154,7 @@ def _print_files(report: MainJobReport) -> None:
         typer.echo(f"received by {name}: {path} (beancount: {report.beancount[name]})")
     for name, path in report.reports.items():
         typer.echo(f"report of {name}: {path}")
-    typer.echo(f"Dagster UI on the same instance: DAGSTER_HOME={dagster_home()} bash scripts/ui")
+    typer.echo(
+        f"Dagster UI on the same instance: DAGSTER_HOME={dagster_home()} bash scripts/ui "
+        "(then http://127.0.0.1:3000)"
+    )

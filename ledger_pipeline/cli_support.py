@@ -4,6 +4,7 @@ money and moments are printed."""
 
 import datetime as dt
 import logging
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Annotated
@@ -26,11 +27,24 @@ from ledger_pipeline.settings import Settings
 from ledger_pipeline.storage.store import LedgerStore
 
 logger = logging.getLogger("ledger_pipeline.cli")
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 def date_option(flag: str, help_text: str) -> typer.models.OptionInfo:
-    """A `--from` or `--to` option taking a date as YYYY-MM-DD."""
-    return typer.Option(flag, formats=["%Y-%m-%d"], metavar="YYYY-MM-DD", help=help_text)
+    """A `--from` or `--to` option taking a date as YYYY-MM-DD (given as midnight)."""
+    return typer.Option(flag, parser=parse_date_option, metavar="YYYY-MM-DD", help=help_text)
+
+
+def parse_date_option(value: str | dt.datetime) -> dt.datetime:
+    """A YYYY-MM-DD date, exactly, as its midnight; says what is wrong with anything else."""
+    if isinstance(value, dt.datetime):
+        return value
+    if not _ISO_DATE.fullmatch(value):
+        raise typer.BadParameter(f"{value!r} is not a date written YYYY-MM-DD")
+    try:
+        return dt.datetime.combine(dt.date.fromisoformat(value), dt.time())
+    except ValueError as error:
+        raise typer.BadParameter(f"{value!r} is not a date: {error}") from None
 
 
 RegistryOption = Annotated[

@@ -149,9 +149,12 @@ def run_main_job(
         report.fingerprint_before = database_fingerprint(store)
 
         with _timed(report, "import"):
+            tell("import bookings", 0, None)
             report.landing = land_hotel_bookings(
                 store, data, on_progress=lambda done: tell("import bookings", done, None)
             )
+            bookings = report.landing.bookings
+            tell("import bookings", bookings, bookings)
         first, last = _landed_range(store)
         report.first_date, report.last_date = first, last
         history_end = min(go_live - dt.timedelta(days=1), last)
@@ -207,16 +210,24 @@ def run_main_job(
                         registries=True,
                     )
             with _timed(report, "materialize registries"):
-                for definition in REGISTRIES:
-                    if first <= history_end:
+                if first <= history_end:
+                    runs = len(REGISTRIES) * _runs(first, history_end, days_per_run)
+                    done: list[RunOutcome] = []
+
+                    def on_run(outcome: RunOutcome) -> None:
+                        done.append(outcome)
+                        tell("materialize registries", len(done), runs)
+
+                    tell("materialize registries", 0, runs)
+                    for definition in REGISTRIES:
                         report.registry_runs += materialize_registry_range(
                             settings,
                             definition["name"],
                             first,
                             history_end,
                             days_per_run=days_per_run,
+                            on_run=on_run,
                         )
-                    tell("materialize registries", len(report.registry_runs), None)
             with _timed(report, "deliver"):
                 report.delivery_passes = _deliver_all(store, tell)
 
@@ -282,8 +293,9 @@ def _materialize(
     *,
     registries: bool,
 ) -> list[RunOutcome]:
-    runs = -(-((last - first).days + 1) // days_per_run)
+    runs = _runs(first, last, days_per_run)
     done: list[RunOutcome] = []
+    tell(step, 0, runs)
 
     def on_run(outcome: RunOutcome) -> None:
         # Counts the ledger's runs, one per range of dates; the run of the registries'
@@ -304,6 +316,11 @@ def _materialize(
     return outcomes
 
 
+def _runs(first: dt.date, last: dt.date, days_per_run: int) -> int:
+    """The number of Dagster runs `materialize_range` takes for the dates."""
+    return -(-((last - first).days + 1) // days_per_run)
+
+
 def _deliver_all(store: LedgerStore, tell: ProgressHook) -> list[DeliveryPassReport]:
     """Delivery passes until nothing is due now (a retry scheduled later stays queued).
 
@@ -314,6 +331,7 @@ def _deliver_all(store: LedgerStore, tell: ProgressHook) -> list[DeliveryPassRep
     total = sum(statuses.get(PENDING, 0) for statuses in deliveries.counts().values())
     passes = []
     settled = 0
+    tell("deliver", 0, total)
     while deliveries.due_count():
         # The receivers listen on this machine's loopback address, which delivery refuses
         # unless told otherwise (a webhook URL of a real registry must be public).

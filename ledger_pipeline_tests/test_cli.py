@@ -193,3 +193,19 @@ def test_a_database_that_cannot_be_opened_fails_with_one_line(monkeypatch):
     assert result.exit_code == 1
     assert result.stderr.startswith("error: cannot use the ledger database named by")
     assert result.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("2017-02-30", "'2017-02-30' is not a date: day is out of range for month"),
+        ("2017-8-1", "'2017-8-1' is not a date written YYYY-MM-DD"),
+        ("yesterday", "'yesterday' is not a date written YYYY-MM-DD"),
+    ],
+)
+def test_a_date_option_says_what_is_wrong_with_the_date(ledger, value, problem):
+    result = ledger("post", "--from", value, "--to", "2017-03-01")
+
+    assert result.exit_code == 2
+    # The message is boxed and wrapped: compare its words.
+    assert problem in " ".join(result.output.replace("\u2502", " ").split())
