@@ -1,6 +1,6 @@
 """Benchmark: the core work, landing and posting the hotel bookings, in this process.
 
-    .venv/bin/python bench/core.py [--rows N] [--database-url URL]
+    .venv/bin/python bench/core.py [--rows N] [--database-url URL] [--workers N]
 
 Lands the hotel bookings CSV (only its first N data rows with --rows) through
 `ledger_pipeline.importing.land_hotel_bookings`, the function the CLI's import uses, into a new
@@ -10,9 +10,15 @@ vectorised pandas pass over the same CSV (bench/hotel_baseline.py) works out the
 credit totals the ledger must hold, and the ledger's totals per currency are asserted equal to
 them, exactly.
 
-Prints per step the wall time and the peak memory: the peak resident set size of this process
-while the step ran (Linux's VmHWM, reset before each step through /proc/self/clear_refs, or
-else the process's maximum resident set size so far). It includes SQLite's page cache.
+Posting uses worker processes (`LedgerStore`'s `workers`, the number of CPUs unless --workers
+says otherwise).
+
+Prints per step the wall time and the peak memory: the larger of this process's peak resident
+set size while the step ran (Linux's VmHWM, reset before each step through
+/proc/self/clear_refs, or else the process's maximum resident set size so far) and the peak,
+sampled every 200 ms by a separate process, of the proportional set size (PSS: a page shared by
+n processes counts 1/n in each) summed over this process and all its worker processes. Both
+include SQLite's page cache.
 """
 
 from __future__ import annotations
@@ -21,7 +27,10 @@ import argparse
 import csv
 import gzip
 import itertools
+import os
 import resource
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -51,12 +60,15 @@ def main() -> None:
     parser.add_argument(
         "--database-url", help="An empty ledger database to use instead of a temporary SQLite one."
     )
+    parser.add_argument(
+        "--workers", type=int, help="Worker processes for posting (default: the number of CPUs)."
+    )
     options = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="ledger-bench-core-") as folder:
         bookings = HOTEL_FILE if options.rows is None else first_rows(options.rows, Path(folder))
         database_url = options.database_url or f"sqlite:///{Path(folder) / 'ledger.db'}"
-        with LedgerStore(database_url, TIMEZONE) as store:
+        with LedgerStore(database_url, TIMEZONE, workers=options.workers) as store:
             if store.earliest_event_date() is not None:
                 raise SystemExit(f"{database_url} already holds order events: give an empty one")
             run(store, bookings, whole_file=options.rows is None)
@@ -65,6 +77,7 @@ def main() -> None:
 def run(store: LedgerStore, bookings: Path, *, whole_file: bool) -> None:
     """Lands, posts and checks the bookings against the pandas pass; prints the figures."""
     print(f"ledger: {store.engine.url.render_as_string(hide_password=True)}", flush=True)
+    print(f"posting workers: {store.workers} ({os.cpu_count()} CPUs)", flush=True)
 
     landing, landing_seconds, landing_mib = measured(lambda: land_hotel_bookings(store, bookings))
     counts = landing.landing
@@ -134,12 +147,61 @@ def ledger_totals(store: LedgerStore) -> tuple[dict[str, int], dict[str, int]]:
 
 
 def measured(step: Callable[[], T]) -> tuple[T, float, float]:
-    """The step's result, wall seconds and peak resident set size in MiB."""
+    """The step's result, wall seconds and peak memory in MiB (see the module's docstring)."""
     resettable = reset_peak_memory()
+    # A process, not a thread: the store forks its workers only while this process runs no
+    # other thread.
+    sampler = subprocess.Popen(
+        [sys.executable, "-c", TREE_SAMPLER, str(os.getpid())],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     started = time.perf_counter()
-    result = step()
-    seconds = time.perf_counter() - started
-    return result, seconds, peak_memory_mib(resettable)
+    try:
+        result = step()
+    finally:
+        seconds = time.perf_counter() - started
+        # A line, not the end of input: the workers hold a copy of the pipe, so it never ends.
+        tree_kib, _ = sampler.communicate("stop\n")
+    tree_mib = int(tree_kib or 0) / 1024
+    return result, seconds, max(peak_memory_mib(resettable), tree_mib)
+
+
+# Prints the peak, in KiB, of the summed PSS of process argv[1] and its descendants (less the
+# sampler itself), sampled every 200 ms until a line comes on its standard input. 0 where
+# Linux's /proc does not tell.
+TREE_SAMPLER = """
+import os, select, sys
+root, me, peak = int(sys.argv[1]), os.getpid(), 0
+def tree(pid):
+    pids = [pid]
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return pids
+    for task in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{task}/children") as children:
+                pids += [p for kid in children.read().split() for p in tree(int(kid))]
+        except OSError:
+            pass
+    return pids
+def pss(pid):
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as rollup:
+            for line in rollup:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+while True:
+    peak = max(peak, sum(pss(pid) for pid in tree(root) if pid != me))
+    if select.select([sys.stdin], [], [], 0.2)[0]:
+        break
+print(peak)
+"""
 
 
 def reset_peak_memory() -> bool:

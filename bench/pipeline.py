@@ -9,9 +9,11 @@ Runs, each as its own `ledger-pipeline` process on a fresh SQLite ledger (Europe
    partitions, checks and the daily totals, on an instance whose storage is PostgreSQL when
    a local server answers, else SQLite files),
 and, in the same run, a plain vectorised pandas pass over the same CSV (bench/hotel_baseline.py)
-as the baseline. Prints wall time and peak memory (the process's maximum resident set size)
-per step and the ratio of each to the pandas pass, and asserts that the ledger's debit and
-credit totals per currency equal the pandas figures exactly.
+as the baseline. Prints wall time and peak memory per step and the ratio of each to the pandas
+pass, and asserts that the ledger's debit and credit totals per currency equal the pandas
+figures exactly. A step's peak memory is the larger of its process's maximum resident set size
+and the peak, sampled every 200 ms, of the proportional set size summed over that process and
+its worker processes (bench/core.py's sampler): import and post use a worker per CPU.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import sqlalchemy as sa
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
 
+from core import TREE_SAMPLER  # noqa: E402
 from hotel_baseline import expected_totals  # noqa: E402
 
 from ledger_pipeline.storage.store import LedgerStore  # noqa: E402
@@ -41,20 +44,28 @@ TARGETS = {"core": (20.0, 1024.0), "backfill": (300.0, None)}
 
 
 def run_step(arguments: list[str], environment: dict[str, str]) -> tuple[float, float]:
-    """Runs one CLI command; returns (wall seconds, peak RSS in MiB) of that process alone."""
+    """Runs one CLI command; returns (wall seconds, peak memory in MiB) of that process and its
+    workers."""
     started = time.monotonic()
     process = subprocess.Popen(
         [str(CLI), *arguments], env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
+    sampler = subprocess.Popen(
+        [sys.executable, "-c", TREE_SAMPLER, str(process.pid)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     _, status, usage = os.wait4(process.pid, 0)
     seconds = time.monotonic() - started
+    tree_kib, _ = sampler.communicate("stop\n")
     output = process.stdout.read().decode()
     errors = process.stderr.read().decode()
     process.returncode = os.waitstatus_to_exitcode(status)
     if process.returncode != 0:
         raise SystemExit(f"{' '.join(arguments)} failed:\n{output}\n{errors[-2000:]}")
     print(f"  {' '.join(arguments)}: {output.strip().splitlines()[-1]}", flush=True)
-    return seconds, usage.ru_maxrss / 1024
+    return seconds, max(usage.ru_maxrss, int(tree_kib or 0)) / 1024
 
 
 def pandas_step() -> tuple[float, float, dict[str, int]]:

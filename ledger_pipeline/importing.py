@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from ledger_pipeline.adapters.hotel_bookings import HotelRejection, iter_hotel_booking_events
 from ledger_pipeline.adapters.octo import octo_booking_events
@@ -66,7 +66,7 @@ def land_hotel_bookings(
     """
     report = HotelLandingReport(LandingReport())
 
-    def event_records() -> Iterator[tuple[str, int, str]]:
+    def event_records() -> Iterator[tuple[str, int, Mapping[str, Any]]]:
         for record in iter_hotel_booking_events(path):
             if isinstance(record, HotelRejection):
                 report.unreadable_rows.append(record)
@@ -75,8 +75,9 @@ def land_hotel_bookings(
             report.bookings += 1
             if on_progress and report.bookings % 1000 == 0:
                 on_progress(report.bookings)
+            # Landed as the objects they are: no JSON text to write and read back.
             for event in record.events:
-                yield path.name, record.row, json.dumps(event)
+                yield path.name, record.row, event
 
     try:
         report.landing = store.land(event_records())

@@ -8,8 +8,17 @@ import json
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from ledger_pipeline.core.events import content_hash, event_document, parse_event
+from ledger_pipeline.core.events import (
+    _Fields,
+    _read_event,
+    _read_well_formed_event,
+    content_hash,
+    event_document,
+    parse_event,
+)
 from ledger_pipeline.core.model import (
     Cancellation,
     EventType,
@@ -22,6 +31,7 @@ from ledger_pipeline.core.model import (
     Reseller,
 )
 from ledger_pipeline.errors import MalformedEvent
+from ledger_pipeline_tests.strategies import order_histories
 
 CET = dt.timezone(dt.timedelta(hours=1))
 
@@ -853,3 +863,113 @@ def test_the_content_hash_changes_with_an_amount():
     changed["order"]["items"][0]["retail"] = 2300
 
     assert content_hash(parse_event(changed)) != content_hash(parse_event(raw))
+
+
+# The one-pass reader of well-formed events and the field-by-field reader
+
+
+class _Missing:
+    """A mutation that removes the key."""
+
+
+_ODD_VALUES = (
+    _Missing(),
+    None,
+    "",
+    " ",
+    "x",
+    "EUR",
+    "FULL",
+    "PARTIAL",
+    "cancelled",
+    "confirmed",
+    "2024-11-15",
+    "2024-11-15T10:00:00",
+    "2024-11-15T10:00:00Z",
+    0,
+    1,
+    -1,
+    2,
+    10**9,
+    1.5,
+    2.0,
+    True,
+    False,
+    [],
+    ["b", "a", "b"],
+    [1],
+    {},
+    {"refund": "NONE"},
+    {"refund": "PARTIAL", "refund_amount": 1},
+)
+
+
+def _paths(value: Any, path: tuple = ()) -> list[tuple]:
+    """Every key path into a JSON document, the document's own fields and every nested one."""
+    found = []
+    if isinstance(value, dict):
+        for key, child in value.items():
+            found.append((*path, key))
+            found.extend(_paths(child, (*path, key)))
+    elif isinstance(value, list):
+        for index, child in enumerate(value):
+            found.append((*path, index))
+            found.extend(_paths(child, (*path, index)))
+    return found
+
+
+def _mutated(document: Any, path: tuple, value: Any) -> Any:
+    copy = json.loads(json.dumps(document))
+    parent = copy
+    for key in path[:-1]:
+        parent = parent[key]
+    if isinstance(value, _Missing):
+        if isinstance(parent, dict):
+            del parent[path[-1]]
+        else:
+            parent.pop(path[-1])
+    else:
+        parent[path[-1]] = value
+    return copy
+
+
+def _field_by_field(document: Any) -> OrderEvent | MalformedEvent:
+    try:
+        return _read_event(_Fields(document, ""))
+    except MalformedEvent as error:
+        return error
+
+
+def _assert_the_readers_agree(document: Any) -> None:
+    fast = _read_well_formed_event(document)
+    careful = _field_by_field(document)
+
+    if isinstance(careful, MalformedEvent):
+        assert fast is None, careful.reason
+    else:
+        assert fast == careful
+
+
+@settings(max_examples=25, deadline=None)
+@given(history=order_histories(), index=st.integers(0, 20))
+def test_the_one_pass_reader_agrees_with_the_field_by_field_reader(history, index):
+    """Every value of a valid event changed to each odd value, or removed, in turn: what the
+    one-pass reader accepts, the field-by-field reader accepts as the very same event, and
+    what the field-by-field reader rejects, the one-pass reader gives up on."""
+    document = event_document(history[index % len(history)])
+    _assert_the_readers_agree(document)
+
+    for path in _paths(document):
+        for value in _ODD_VALUES:
+            _assert_the_readers_agree(_mutated(document, path, value))
+
+
+@settings(max_examples=100, deadline=None)
+@given(history=order_histories())
+def test_the_one_pass_reader_reads_every_valid_event_itself(history):
+    for event in history:
+        document = event_document(event)
+
+        fast = _read_well_formed_event(document)
+        assert fast is not None
+        assert fast == _read_event(_Fields(document, ""))

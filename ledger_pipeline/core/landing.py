@@ -28,6 +28,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import NamedTuple
 
 from ledger_pipeline.core.model import EventType, OrderEvent
 
@@ -56,6 +57,26 @@ class LandingReason:
     )
 
 
+class OrderHead(NamedTuple):
+    id: str
+    version: int
+
+
+class EventHead(NamedTuple):
+    """The fields of an order event that landing decides on and stores beside its document,
+    named as on `OrderEvent`: `decide_landing` takes either."""
+
+    event_id: str
+    type: EventType
+    occurred_at: dt.datetime
+    order: OrderHead
+
+    @classmethod
+    def of(cls, event: OrderEvent) -> EventHead:
+        order = OrderHead(event.order.id, event.order.version)
+        return cls(event.event_id, event.type, event.occurred_at, order)
+
+
 @dataclass(frozen=True)
 class LandedOrder:
     """What had already landed (been accepted) for an order.
@@ -80,7 +101,7 @@ class LandingDecision:
 
 
 def decide_landing(
-    event: OrderEvent,
+    event: OrderEvent | EventHead,
     content_hash: str,
     *,
     landed_hash_of_same_id: str | None,
@@ -89,7 +110,7 @@ def decide_landing(
     """Decides whether an order event lands, by the checks listed in this module's docstring.
 
     Args:
-        event: the parsed event.
+        event: the parsed event, or its `EventHead`.
         content_hash: `ledger_pipeline.core.events.content_hash(event)`.
         landed_hash_of_same_id: the content hash already stored for `event.event_id`, whatever
             that event's outcome was; None when the id is new.

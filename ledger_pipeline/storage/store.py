@@ -15,17 +15,32 @@ Concurrency: several processes may import and post into one ledger at once.
   a time, and the second sees what the first committed. The unique constraint on
   (order_id, order_version) and the event id's primary key are the last line of defence: a
   chunk that breaks them is retried, and decides again on the new facts.
+
+Parallel work: the pure part of a large import (parsing each line, its canonical JSON and hash)
+and of a large posting run (replaying each order's landed events) runs in a pool of worker
+processes, while this process keeps every database read, landing decision and write in the
+chunk's transactions above, and stores one batch while the workers work on the next ones.
+Workers get plain values and give back plain values (a parsed line comes back as its
+`EventHead`, hash and document), in input order, so a run gives the same rows, in the same
+order, with any number of workers.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import gc
 import hashlib
+import itertools
 import json
 import logging
+import multiprocessing
 import operator
-from collections import Counter, defaultdict
+import os
+import threading
+from collections import Counter, defaultdict, deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -42,8 +57,15 @@ from ledger_pipeline.core.events import (
     canonical_json_hash,
     event_document,
     parse_event,
+    parse_stored_event,
 )
-from ledger_pipeline.core.landing import LandedOrder, LandingDecision, Outcome, decide_landing
+from ledger_pipeline.core.landing import (
+    EventHead,
+    LandedOrder,
+    LandingDecision,
+    Outcome,
+    decide_landing,
+)
 from ledger_pipeline.core.model import EventType, OrderEvent
 from ledger_pipeline.core.posting import ACCOUNTS, LedgerEntry, OrderLedger, post_event
 from ledger_pipeline.errors import ConfigurationError, LedgerError, MalformedEvent
@@ -68,6 +90,15 @@ SQLITE_BUSY_TIMEOUT_SECONDS = 30
 # inserts where 64 MiB takes 17 s.
 SQLITE_CACHE_KIB = 64 * 1024
 CHUNK_ATTEMPTS = 3
+# Below these sizes an import or a posting run works in this process: starting workers would
+# cost more.
+PARALLEL_MIN_LINES = 5000
+PARALLEL_MIN_ORDERS = 2500
+# Lines or orders handed to one worker at a time, and how many such batches a run keeps in
+# flight per worker (bounding the memory that lines and histories read ahead take).
+PARALLEL_BATCH_LINES = 2000
+PARALLEL_BATCH_ORDERS = 500
+PARALLEL_BATCHES_AHEAD = 3
 # Values bound in one `IN (...)` list, below SQLite's limit of 32,766 variables a statement.
 IN_LIST_SIZE = 10_000
 
@@ -91,6 +122,9 @@ _ORDER_EVENT_COLUMNS = (
 )
 
 T = TypeVar("T")
+
+ImportedLine = tuple[str, int, str | bytes | Mapping[str, Any]]
+"""(source name, line number, raw line or the JSON object it holds) of one imported line."""
 
 
 class Rejection(NamedTuple):
@@ -139,6 +173,15 @@ class PostingReport:
             self.debit_per_currency[entry.currency] += entry.debit
             self.credit_per_currency[entry.currency] += entry.credit
 
+    def merge(self, other: PostingReport) -> None:
+        """Adds the counts of another report (of other events) to this one."""
+        self.events += other.events
+        self.entries += other.entries
+        self.deliveries += other.deliveries
+        self.entries_per_account.update(other.entries_per_account)
+        self.debit_per_currency.update(other.debit_per_currency)
+        self.credit_per_currency.update(other.credit_per_currency)
+
 
 @dataclass(frozen=True)
 class CodeRule:
@@ -183,14 +226,13 @@ class RejectedEvent:
     rejected_at: dt.datetime
 
 
-@dataclass(slots=True)
-class _Line:
-    """One imported line after parsing: either an event, with its content hash and the document
-    stored for it, or the reason it is malformed."""
+class _Line(NamedTuple):
+    """One imported line after parsing: either an event (the fields landing needs), with its
+    content hash and the document stored for it, or the reason it is malformed."""
 
     source: str
     line_number: int
-    event: OrderEvent | None = None
+    event: EventHead | None = None
     content_hash: str | None = None
     document: str | None = None
     malformed: MalformedEvent | None = None
@@ -214,6 +256,9 @@ class LedgerStore:
             (`SQLITE_LANDING_CHUNK_LINES` on SQLite, `LANDING_CHUNK_LINES` elsewhere).
         posting_chunk_orders: orders posted per transaction; None takes the database's default
             (`SQLITE_POSTING_CHUNK_ORDERS` on SQLite, `POSTING_CHUNK_ORDERS` elsewhere).
+        workers: worker processes for the pure part of a large import or posting run (see the
+            module's docstring); None takes the number of CPUs, 1 does all the work in this
+            process.
     """
 
     def __init__(
@@ -223,6 +268,7 @@ class LedgerStore:
         *,
         landing_chunk_lines: int | None = None,
         posting_chunk_orders: int | None = None,
+        workers: int | None = None,
     ):
         self._engine = _create_engine(database_url)
         sqlite = self._engine.dialect.name == "sqlite"
@@ -232,6 +278,7 @@ class LedgerStore:
             posting_chunk_orders = SQLITE_POSTING_CHUNK_ORDERS if sqlite else POSTING_CHUNK_ORDERS
         self.landing_chunk_lines = landing_chunk_lines
         self.posting_chunk_orders = posting_chunk_orders
+        self.workers = max(1, os.cpu_count() or 1) if workers is None else max(1, workers)
         try:
             self.timezone = self._open(timezone)
         except Exception:
@@ -284,7 +331,7 @@ class LedgerStore:
 
     # Landing
 
-    def land(self, records: Iterable[tuple[str, int, str | bytes]]) -> LandingReport:
+    def land(self, records: Iterable[ImportedLine]) -> LandingReport:
         """Lands imported lines: each is accepted, a duplicate, stale or quarantined.
 
         Decisions are taken line by line in the order given, each on what the database and
@@ -293,11 +340,11 @@ class LedgerStore:
         again changes nothing.
 
         Args:
-            records: (source name, line number, raw line) for each line of the input.
+            records: (source name, line number, raw line) for each line of the input; a line
+                may also be given decoded, as the JSON object it holds.
         """
         report = LandingReport()
-        for chunk in _chunks(records, self.landing_chunk_lines):
-            lines = [_parsed(source, number, raw) for source, number, raw in chunk]
+        for lines in _chunks(self._parsed_lines(records), self.landing_chunk_lines):
             decisions = self._retried(lambda lines=lines: self._land_chunk(lines))
 
             for line, decision in zip(lines, decisions, strict=True):
@@ -318,6 +365,26 @@ class LedgerStore:
             report.quarantined,
         )
         return report
+
+    def _parsed_lines(self, records: Iterable[ImportedLine]) -> Iterator[_Line]:
+        """The records parsed, in order: by worker processes when there are many. Parsing is
+        pure, so lines are parsed ahead of the chunk that decides them."""
+        records = iter(records)
+        head: list[ImportedLine] = []
+        try:
+            for record in itertools.islice(records, PARALLEL_MIN_LINES):
+                head.append(record)
+        except Exception:
+            # The input failed early: the lines read before are landed as far as they go.
+            yield from (_parsed(*record) for record in head)
+            raise
+        if self.workers == 1 or len(head) < PARALLEL_MIN_LINES:
+            yield from (_parsed(*record) for record in itertools.chain(head, records))
+            return
+
+        batches = _chunks(itertools.chain(head, records), PARALLEL_BATCH_LINES)
+        for lines in _in_workers(_parsed_batch, batches, self.workers):
+            yield from lines
 
     def _land_chunk(self, lines: Sequence[_Line]) -> list[LandingDecision]:
         now = _now()
@@ -517,38 +584,37 @@ class LedgerStore:
         outbox = Outbox.open(connection, now)
         landed = _landed_events(connection, order_ids)
         stored = _stored_entries(connection, order_ids)
+        histories = [
+            _OrderHistory(order_id, landed.get(order_id, []), stored.get(order_id, []))
+            for order_id in order_ids
+        ]
+        work = functools.partial(
+            _post_histories,
+            dates=dates,
+            rules=tuple(rules),
+            timezone=self.timezone,
+            keep_entries=bool(outbox),
+        )
+        if self.workers == 1 or len(histories) < PARALLEL_MIN_ORDERS:
+            batches: Iterable[_PostedHistories] = [work(histories)]
+        else:
+            batches = _in_workers(work, _chunks(histories, PARALLEL_BATCH_ORDERS), self.workers)
 
-        new_rows: list[tuple[Any, ...]] = []
+        # Each batch's entries are inserted while the workers post the next batches.
+        insert = _BulkInsert(connection, tables.ledger_entries, _ENTRY_FIELDS)
         posted: list[str] = []
-        for order_id in order_ids:
-            stored_rows = stored.get(order_id, [])
-            stored_ids = {row.entry_id for row in stored_rows}
-            code_for = _code_lookup(stored_rows, rules)
+        for batch in batches:
+            insert.insert(batch.rows)
+            posted.extend(batch.posted)
+            report.merge(batch.report)
+            for entries in batch.entries:
+                outbox.add(entries)
 
-            state: OrderLedger | None = None
-            for row in landed.get(order_id, []):
-                entries, state = post_event(
-                    state, parse_event(row.document), timezone=self.timezone, code_for=code_for
-                )
-                if row.posted_at is not None or (dates is not None and row.date not in dates):
-                    continue
-
-                new_rows.extend(
-                    _entry_values(entry) for entry in entries if entry.entry_id not in stored_ids
-                )
-                posted.append(row.event_id)
-                report.add(entries)
-                if outbox and entries:
-                    outbox.add(entries)
-                logger.debug("posted event %s: %d entries", row.event_id, len(entries))
-
-        if new_rows:
-            _BulkInsert(connection, tables.ledger_entries, _ENTRY_FIELDS).insert(new_rows)
         report.deliveries += outbox.insert(connection)
-        for batch in _chunks(posted, IN_LIST_SIZE):
+        for batch_ids in _chunks(posted, IN_LIST_SIZE):
             connection.execute(
                 tables.order_events.update()
-                .where(tables.order_events.c.event_id.in_(batch))
+                .where(tables.order_events.c.event_id.in_(batch_ids))
                 .values(posted_at=now)
             )
 
@@ -842,7 +908,12 @@ def _fixed_timezone(connection: sa.Connection, timezone: ZoneInfo | None) -> Zon
 # Landing helpers
 
 
-def _parsed(source: str, line_number: int, raw: str | bytes) -> _Line:
+def _parsed_batch(records: Sequence[ImportedLine]) -> list[_Line]:
+    """The records parsed; pure, it runs in worker processes."""
+    return [_parsed(source, number, raw) for source, number, raw in records]
+
+
+def _parsed(source: str, line_number: int, raw: str | bytes | Mapping[str, Any]) -> _Line:
     try:
         event = parse_event(raw)
     except MalformedEvent as error:
@@ -855,7 +926,7 @@ def _parsed(source: str, line_number: int, raw: str | bytes) -> _Line:
     return _Line(
         source,
         line_number,
-        event=event,
+        event=EventHead.of(event),
         content_hash=canonical_json_hash(canonical),
         document=document,
     )
@@ -869,7 +940,7 @@ class _LandingFacts:
         self.orders = orders
 
     @classmethod
-    def load(cls, connection: sa.Connection, events: Sequence[OrderEvent]) -> _LandingFacts:
+    def load(cls, connection: sa.Connection, events: Sequence[EventHead]) -> _LandingFacts:
         event_ids = sorted({event.event_id for event in events})
         order_ids = sorted({event.order.id for event in events})
         hashes: dict[str, str] = {}
@@ -913,7 +984,7 @@ class _LandingFacts:
                 orders[row.order_id] = LandedOrder(row.order_version, row.occurred_at, cancelled)
         return cls(hashes, orders)
 
-    def remember(self, event: OrderEvent, event_hash: str, outcome: Outcome) -> None:
+    def remember(self, event: EventHead, event_hash: str, outcome: Outcome) -> None:
         if outcome is Outcome.DUPLICATE:
             return
         self.hashes.setdefault(event.event_id, event_hash)
@@ -1006,10 +1077,79 @@ def _log_decision(line: _Line, decision: LandingDecision) -> None:
 # Posting helpers
 
 
-def _landed_events(connection: sa.Connection, order_ids: Sequence[str]) -> dict[str, list[sa.Row]]:
+class _LandedEvent(NamedTuple):
+    event_id: str
+    document: str
+    date: dt.date
+    posted: bool
+
+
+class _StoredEntry(NamedTuple):
+    entry_id: str
+    key: str
+    ledger_code: str | None
+
+
+class _OrderHistory(NamedTuple):
+    """What posting an order needs from the database: its landed events in version order and
+    the entries stored for it."""
+
+    order_id: str
+    events: list[_LandedEvent]
+    stored: list[_StoredEntry]
+
+
+@dataclass
+class _PostedHistories:
+    """What posting some order histories gives: the values of the entries to insert, the
+    events posted, each posted event's entries (when asked for), and the counts."""
+
+    rows: list[tuple[Any, ...]]
+    posted: list[str]
+    entries: list[list[LedgerEntry]]
+    report: PostingReport
+
+
+def _post_histories(
+    histories: Sequence[_OrderHistory],
+    *,
+    dates: frozenset[dt.date] | None,
+    rules: Sequence[CodeRule],
+    timezone: ZoneInfo,
+    keep_entries: bool,
+) -> _PostedHistories:
+    """Replays each order's landed events; the entries of the events not posted yet (of the
+    given dates) are kept, less those stored already. Pure: it runs in worker processes."""
+    result = _PostedHistories([], [], [], PostingReport())
+    for history in histories:
+        stored_ids = {entry.entry_id for entry in history.stored}
+        code_for = _code_lookup(history.stored, rules)
+
+        state: OrderLedger | None = None
+        for landed in history.events:
+            entries, state = post_event(
+                state, parse_stored_event(landed.document), timezone=timezone, code_for=code_for
+            )
+            if landed.posted or (dates is not None and landed.date not in dates):
+                continue
+
+            result.rows.extend(
+                _entry_values(entry) for entry in entries if entry.entry_id not in stored_ids
+            )
+            result.posted.append(landed.event_id)
+            result.report.add(entries)
+            if keep_entries and entries:
+                result.entries.append(entries)
+            logger.debug("posted event %s: %d entries", landed.event_id, len(entries))
+    return result
+
+
+def _landed_events(
+    connection: sa.Connection, order_ids: Sequence[str]
+) -> dict[str, list[_LandedEvent]]:
     """The landed events of each order, in version order."""
     events = tables.order_events
-    landed: dict[str, list[sa.Row]] = defaultdict(list)
+    landed: dict[str, list[_LandedEvent]] = defaultdict(list)
     for batch in _chunks(order_ids, IN_LIST_SIZE):
         rows = connection.execute(
             sa.select(
@@ -1022,28 +1162,30 @@ def _landed_events(connection: sa.Connection, order_ids: Sequence[str]) -> dict[
             .where(events.c.order_id.in_(batch))
             .order_by(events.c.order_id, events.c.order_version)
         )
-        for row in rows:
-            landed[row.order_id].append(row)
+        for order_id, event_id, document, date, posted_at in rows:
+            landed[order_id].append(_LandedEvent(event_id, document, date, posted_at is not None))
     return landed
 
 
-def _stored_entries(connection: sa.Connection, order_ids: Sequence[str]) -> dict[str, list[sa.Row]]:
+def _stored_entries(
+    connection: sa.Connection, order_ids: Sequence[str]
+) -> dict[str, list[_StoredEntry]]:
     """The id, key and ledger code of each order's entries, oldest version first."""
     entries = tables.ledger_entries
-    stored: dict[str, list[sa.Row]] = defaultdict(list)
+    stored: dict[str, list[_StoredEntry]] = defaultdict(list)
     for batch in _chunks(order_ids, IN_LIST_SIZE):
         rows = connection.execute(
             sa.select(entries.c.order_id, entries.c.entry_id, entries.c.key, entries.c.ledger_code)
             .where(entries.c.order_id.in_(batch))
             .order_by(entries.c.order_id, entries.c.order_version, entries.c.entry_id)
         )
-        for row in rows:
-            stored[row.order_id].append(row)
+        for order_id, entry_id, key, ledger_code in rows:
+            stored[order_id].append(_StoredEntry(entry_id, key, ledger_code))
     return stored
 
 
 def _code_lookup(
-    stored: Sequence[sa.Row], rules: Sequence[CodeRule]
+    stored: Sequence[_StoredEntry], rules: Sequence[CodeRule]
 ) -> Callable[[str, Mapping[str, object]], str | None]:
     """A key keeps the code stored on the order's earliest entry with that key; a new key gets
     the code of the first rule that matches, or None."""
@@ -1153,6 +1295,69 @@ def _processed(processor: Callable[[Any], Any], values: Sequence[Any]) -> Sequen
     except TypeError:  # an unhashable value: tags given as a list
         return [processor(value) for value in values]
     return list(map(results.__getitem__, values))
+
+
+# Worker processes
+
+_POOL: tuple[int, ProcessPoolExecutor] | None = None
+
+
+def _in_workers(work: Callable[[Any], T], batches: Iterable[Any], workers: int) -> Iterator[T]:
+    """`map(work, batches)` in worker processes, in order, with a few batches in flight per
+    worker so that the batches are read no further ahead than that; in this process when no
+    worker process can be started safely."""
+    pool = _pool(workers)
+    if pool is None:
+        yield from map(work, batches)
+        return
+
+    pending: deque = deque()
+    try:
+        for batch in batches:
+            pending.append(pool.submit(work, batch))
+            if len(pending) >= workers * PARALLEL_BATCHES_AHEAD:
+                yield pending.popleft().result()
+    except Exception:
+        # The input failed: the batches read before it are given out first, as they would be
+        # without workers (an import commits the chunks they complete), then the error.
+        while pending:
+            yield pending.popleft().result()
+        raise
+    while pending:
+        yield pending.popleft().result()
+
+
+def _pool(workers: int) -> ProcessPoolExecutor | None:
+    """The process's worker pool, started on first use and kept for later runs; None where
+    workers cannot be forked safely.
+
+    Workers are forked, so they start at once with everything imported and need no
+    `if __name__ == "__main__"` guard in the caller's script (a fork server or spawned workers
+    would import the caller's main module again).
+    """
+    global _POOL
+    if _POOL is not None and _POOL[0] == workers and not _POOL[1]._broken:
+        return _POOL[1]
+
+    # Limitation: a process running other threads (a Dagster run, a web server) does the work
+    # itself: a thread may hold a lock at the moment of a fork, which the worker would then
+    # wait for forever.
+    if "fork" not in multiprocessing.get_all_start_methods() or threading.active_count() > 1:
+        logger.debug("no worker processes: this process runs other threads")
+        return None
+    if _POOL is not None:
+        _POOL[1].shutdown(wait=False, cancel_futures=True)
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
+    # Objects that exist at the fork are left out of the workers' garbage collections, which
+    # would otherwise touch, and so copy, every page of this process.
+    gc.freeze()
+    try:
+        pool.submit(int).result()  # forks every worker now
+    finally:
+        gc.unfreeze()
+    _POOL = (workers, pool)
+    logger.debug("started %d worker processes", workers)
+    return pool
 
 
 # Small helpers
