@@ -50,7 +50,7 @@ from ledger_pipeline.materializing import (
 )
 from ledger_pipeline.settings import Settings
 from ledger_pipeline.storage.registries import CREATED, UNCHANGED, RegistryStore
-from ledger_pipeline.storage.store import CodeRule, LandingReport, PostingReport
+from ledger_pipeline.storage.store import CodeRule, LandingReport, PostingReport, start_workers
 
 logger = logging.getLogger(__name__)
 
@@ -154,6 +154,7 @@ def import_hotel_bookings(
 
 
 def _import_hotel_bookings(path: Path) -> None:
+    start_workers()  # before the progress display's thread: see `start_workers`
     with user_errors(), open_store() as store, progress_display() as progress:
         task = progress.add_task(f"landing {path.name}", total=None, unit="bookings")
         report = land_hotel_bookings(

@@ -22,6 +22,7 @@ from ledger_pipeline.main_job import (
 from ledger_pipeline.materializing import dagster_home
 from ledger_pipeline.settings import Settings
 from ledger_pipeline.storage.deliveries import PENDING, DeliveryStore
+from ledger_pipeline.storage.store import start_workers
 
 
 def register(app: typer.Typer) -> None:
@@ -54,6 +55,7 @@ def main_job(
     """
     with user_errors():
         settings = Settings.from_environment()
+        start_workers()  # before the progress display's thread: see `start_workers`
         with progress_display() as progress:
             tasks: dict[str, int] = {}
             # Without a terminal the bars do not show: a line per step and per run instead.

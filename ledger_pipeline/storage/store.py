@@ -1327,6 +1327,18 @@ def _in_workers(work: Callable[[Any], T], batches: Iterable[Any], workers: int) 
         yield pending.popleft().result()
 
 
+def start_workers(workers: int | None = None) -> None:
+    """Starts the worker processes of large imports and posting runs now (a worker per CPU
+    unless `workers` says otherwise), while this process runs no other thread.
+
+    A command that starts a thread of its own (a progress display, a server) calls this first:
+    once started, the workers serve every later run of the process, threads or not.
+    """
+    count = max(1, os.cpu_count() or 1) if workers is None else max(1, workers)
+    if count > 1:
+        _pool(count)
+
+
 def _pool(workers: int) -> ProcessPoolExecutor | None:
     """The process's worker pool, started on first use and kept for later runs; None where
     workers cannot be forked safely.
