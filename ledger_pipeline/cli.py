@@ -213,6 +213,9 @@ def materialize(
         ranges = list(run_ranges(first, last, days_per_run))
         # Without --registry, each range takes a ledger run and, with registries, one more.
         runs = len(ranges) * (2 if registries else 1)
+        # The runs execute in this process: their posting takes the workers started here,
+        # before the progress display's thread (see `start_workers`).
+        start_workers()
         with progress_display() as progress:
             if registry_name is not None:
                 task = progress.add_task(
