@@ -21,18 +21,13 @@ import hmac
 import logging
 import re
 import secrets
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
 import sqlalchemy as sa
 
-from ledger_pipeline.errors import ApiKeyError, StorageError
+from ledger_pipeline.errors import ApiKeyError
 from ledger_pipeline.storage import tables
-
-# The connection execution option on which the store's `begin` hook sends BEGIN IMMEDIATE to
-# SQLite (see `ledger_pipeline.storage.registries`).
-from ledger_pipeline.storage.store import _WRITES, LedgerStore
+from ledger_pipeline.storage.transactions import StoreTransactions
 
 logger = logging.getLogger(__name__)
 
@@ -78,11 +73,10 @@ class CreatedApiKey:
     token: str
 
 
-class ApiKeyStore:
+class ApiKeyStore(StoreTransactions):
     """The API keys of one ledger."""
 
-    def __init__(self, store: LedgerStore):
-        self._engine = store.engine
+    records = "API keys"
 
     def create(self, name: str, scope: str, now: dt.datetime | None = None) -> CreatedApiKey:
         """Makes a new key of that scope.
@@ -179,25 +173,6 @@ class ApiKeyStore:
                 )
         return api_key
 
-    @contextmanager
-    def _writing(self) -> Iterator[sa.Connection]:
-        """A write transaction (on SQLite: `BEGIN IMMEDIATE`), committed when the block ends."""
-        try:
-            with self._engine.connect() as connection:
-                connection.execution_options(**{_WRITES: True})
-                with connection.begin():
-                    yield connection
-        except sa.exc.SQLAlchemyError as error:
-            raise _storage_error(error) from None
-
-    @contextmanager
-    def _reading(self) -> Iterator[sa.Connection]:
-        try:
-            with self._engine.connect() as connection:
-                yield connection
-        except sa.exc.SQLAlchemyError as error:
-            raise _storage_error(error) from None
-
 
 def _new_id(connection: sa.Connection) -> str:
     """A key id no stored key has (ten hex digits: a clash is rare, and then drawn again)."""
@@ -243,13 +218,6 @@ def _api_key(row: sa.Row) -> ApiKey:
 
 def _unknown(key_id: str) -> ApiKeyError:
     return ApiKeyError(f"unknown API key {key_id!r}: see `ledger-pipeline api-key list`")
-
-
-def _storage_error(error: sa.exc.SQLAlchemyError) -> StorageError:
-    """The database's first line, without SQLAlchemy's statement and parameters."""
-    logger.debug("the API keys' database failed: %s", type(error).__name__)
-    text = str(getattr(error, "orig", None) or type(error).__name__).strip()
-    return StorageError(f"the ledger database failed: {text.splitlines()[0] if text else '?'}")
 
 
 def _now() -> dt.datetime:

@@ -15,8 +15,7 @@ from __future__ import annotations
 import builtins
 import datetime as dt
 import logging
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -32,13 +31,11 @@ from ledger_pipeline.core.registry import (
     new_secret,
     registry_definitions,
 )
-from ledger_pipeline.errors import RegistryError, StorageError, UnknownRegistry
+from ledger_pipeline.errors import RegistryError, UnknownRegistry
 from ledger_pipeline.storage import tables
 from ledger_pipeline.storage.deliveries import DELIVERY_FIELDS, delete_deliveries, queue_backlog
-
-# The connection execution option on which the store's `begin` hook sends BEGIN IMMEDIATE to
-# SQLite. Imported rather than repeated, so that a rename breaks loudly here.
-from ledger_pipeline.storage.store import _WRITES, LedgerStore
+from ledger_pipeline.storage.store import LedgerStore
+from ledger_pipeline.storage.transactions import StoreTransactions
 
 logger = logging.getLogger(__name__)
 
@@ -65,11 +62,13 @@ class RegistryChange:
     secret_generated: bool = False
 
 
-class RegistryStore:
+class RegistryStore(StoreTransactions):
     """The registries of one ledger."""
 
+    records = "registries"
+
     def __init__(self, store: LedgerStore):
-        self._engine = store.engine
+        super().__init__(store)
         self.timezone: ZoneInfo = store.timezone
 
     def create(self, registry: Registry) -> Registry:
@@ -216,25 +215,6 @@ class RegistryStore:
             ).all()
         return [_registry(row) for row in rows]
 
-    @contextmanager
-    def _writing(self) -> Iterator[sa.Connection]:
-        """A write transaction (on SQLite: `BEGIN IMMEDIATE`), committed when the block ends."""
-        try:
-            with self._engine.connect() as connection:
-                connection.execution_options(**{_WRITES: True})
-                with connection.begin():
-                    yield connection
-        except sa.exc.SQLAlchemyError as error:
-            raise _storage_error(error) from None
-
-    @contextmanager
-    def _reading(self) -> Iterator[sa.Connection]:
-        try:
-            with self._engine.connect() as connection:
-                yield connection
-        except sa.exc.SQLAlchemyError as error:
-            raise _storage_error(error) from None
-
 
 def _apply_one(
     connection: sa.Connection, definition: Mapping[str, Any], now: dt.datetime
@@ -337,13 +317,6 @@ def _exists(name: str) -> RegistryError:
     return RegistryError(
         f"registry {name!r} already exists: change it with `ledger-pipeline registry update`"
     )
-
-
-def _storage_error(error: sa.exc.SQLAlchemyError) -> StorageError:
-    """The database's first line, without SQLAlchemy's statement and parameters."""
-    logger.debug("the registries' database failed: %s", type(error).__name__)
-    text = str(getattr(error, "orig", None) or type(error).__name__).strip()
-    return StorageError(f"the ledger database failed: {text.splitlines()[0] if text else '?'}")
 
 
 def _now() -> dt.datetime:

@@ -26,7 +26,6 @@ import json
 import logging
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,13 +35,10 @@ from ledger_pipeline.core.money import format_minor
 from ledger_pipeline.core.payloads import MONEY_TOTALS, report_columns
 from ledger_pipeline.core.posting import COLUMNS, TAG_COLUMNS, TOTALS
 from ledger_pipeline.core.registry import Registry
-from ledger_pipeline.errors import RegistryError, StorageError
+from ledger_pipeline.errors import RegistryError
 from ledger_pipeline.storage import tables
-
-# The connection execution option on which the store's `begin` hook sends BEGIN IMMEDIATE to
-# SQLite, and the store's advisory locks. Imported rather than repeated, so that a rename breaks
-# loudly here.
-from ledger_pipeline.storage.store import _WRITES, LedgerStore, _lock
+from ledger_pipeline.storage.store import _lock
+from ledger_pipeline.storage.transactions import StoreTransactions
 
 logger = logging.getLogger(__name__)
 
@@ -98,11 +94,10 @@ def canonical_group(group: dict[str, Any]) -> str:
     return json.dumps(group, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-class RegistryTotalsStore:
+class RegistryTotalsStore(StoreTransactions):
     """The registry aggregates of one ledger."""
 
-    def __init__(self, store: LedgerStore):
-        self._engine = store.engine
+    records = "registry totals"
 
     def compute(
         self, registry: Registry, date_from: dt.date, date_to: dt.date
@@ -171,25 +166,6 @@ class RegistryTotalsStore:
             ).rowcount
         logger.info("deleted %d totals rows of registry %s", deleted, registry_name)
         return deleted
-
-    @contextmanager
-    def _writing(self) -> Iterator[sa.Connection]:
-        """A write transaction (on SQLite: `BEGIN IMMEDIATE`), committed when the block ends."""
-        try:
-            with self._engine.connect() as connection:
-                connection.execution_options(**{_WRITES: True})
-                with connection.begin():
-                    yield connection
-        except sa.exc.SQLAlchemyError as error:
-            raise _storage_error(error) from None
-
-    @contextmanager
-    def _reading(self) -> Iterator[sa.Connection]:
-        try:
-            with self._engine.connect() as connection:
-                yield connection
-        except sa.exc.SQLAlchemyError as error:
-            raise _storage_error(error) from None
 
 
 def report_from_totals(registry: Registry, rows: Iterable[RegistryTotal]) -> list[dict[str, Any]]:
@@ -396,10 +372,3 @@ def _row_order(row: RegistryTotal) -> tuple[Any, ...]:
 def _sortable(value: object) -> tuple[Any, ...]:
     """A sort key that puts None first and never compares None with a value."""
     return (0,) if value is None else (1, value)
-
-
-def _storage_error(error: sa.exc.SQLAlchemyError) -> StorageError:
-    """The database's first line, without SQLAlchemy's statement and parameters."""
-    logger.debug("the registry totals' database failed: %s", type(error).__name__)
-    text = str(getattr(error, "orig", None) or type(error).__name__).strip()
-    return StorageError(f"the ledger database failed: {text.splitlines()[0] if text else '?'}")
