@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import datetime as dt
 import gzip
-import threading
+import json
+import subprocess
+import sys
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -14,12 +16,12 @@ import sqlalchemy as sa
 
 from ledger_pipeline.core.registry import Registry
 from ledger_pipeline.importing import land_hotel_bookings
-from ledger_pipeline.storage import store as store_module
 from ledger_pipeline.storage import tables
 from ledger_pipeline.storage.registries import RegistryStore
-from ledger_pipeline.storage.store import LedgerStore, start_workers
+from ledger_pipeline.storage.store import LedgerStore
 
-DATA = Path(__file__).resolve().parents[1] / "data" / "hotel_bookings.csv.gz"
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO / "data" / "hotel_bookings.csv.gz"
 # Enough rows for both stages to hand their work to the workers: 2 events a booking.
 ROWS = 3000
 LONG_AGO = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
@@ -71,33 +73,60 @@ def run(database_url: str, bookings: Path, workers: int) -> tuple[dict, tuple]:
         return stored_rows(store), counts
 
 
-def test_two_workers_store_what_one_process_stores(tmp_path, bookings):
-    alone, alone_counts = run(f"sqlite:///{tmp_path / 'alone.db'}", bookings, workers=1)
-    shared, shared_counts = run(f"sqlite:///{tmp_path / 'shared.db'}", bookings, workers=2)
+def shared_run(database_url: str, bookings: Path, *, thread: bool) -> dict:
+    """`run` with 2 workers in a new process, as a command runs it (this one may run threads
+    of earlier tests, which keep workers from being forked); with `thread`, beside a thread
+    started after the workers, as a command with a progress display does."""
+    completed = subprocess.run(
+        [sys.executable, "-c", SHARED_RUN, database_url, str(bookings), str(thread)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    return json.loads(completed.stdout)
 
-    assert shared_counts == alone_counts
+
+SHARED_RUN = """
+import json, sys, threading
+from pathlib import Path
+import ledger_pipeline.storage.store as store_module
+from ledger_pipeline.storage.store import start_workers
+from ledger_pipeline_tests.test_worker_processes import run
+
+database_url, bookings, thread = sys.argv[1], Path(sys.argv[2]), sys.argv[3] == "True"
+beside = threading.Thread(target=threading.Event().wait, name="beside", daemon=True)
+if thread:
+    start_workers(2)
+    beside.start()
+_, counts = run(database_url, bookings, workers=2)
+pool = store_module._POOL
+workers = pool and pool[0]
+print(json.dumps({"counts": counts, "workers": workers, "beside": beside.is_alive()}))
+"""
+
+
+def rows_of(database_url: str) -> dict[str, list[tuple]]:
+    with LedgerStore(database_url, workers=1) as store:
+        return stored_rows(store)
+
+
+@pytest.mark.parametrize("thread", [False, True], ids=["alone", "beside-a-thread"])
+def test_two_workers_store_what_one_process_stores(tmp_path, bookings, thread):
+    alone, alone_counts = run(f"sqlite:///{tmp_path / 'alone.db'}", bookings, workers=1)
+    shared_url = f"sqlite:///{tmp_path / 'shared.db'}"
+    shared_run_report = shared_run(shared_url, bookings, thread=thread)
+
+    # The workers did the work, in a process that also ran a thread when asked to.
+    assert shared_run_report["workers"] == 2
+    assert shared_run_report["beside"] is thread
+    assert shared_run_report["counts"] == json.loads(json.dumps(alone_counts))
     # 2 events a booking, none quarantined in these rows, and a delivery for each event with
     # entries, to the one registry that takes everything.
     assert alone_counts[:3] == (2 * ROWS, 0, 2 * ROWS)
     events_with_entries = {row[1] for row in alone["ledger_entries"]}
     assert alone_counts[4] == len(alone["deliveries"]) == len(events_with_entries) > ROWS
+    shared = rows_of(shared_url)
     for table, rows in alone.items():
         assert shared[table] == rows, table
-
-
-def test_workers_started_before_a_thread_serve_the_runs_made_beside_it(tmp_path, bookings):
-    """A command with a progress display starts the workers first, then its thread."""
-    start_workers(2)
-    stop = threading.Event()
-    beside = threading.Thread(target=stop.wait)
-    beside.start()
-    try:
-        assert threading.active_count() > 1
-        shared, _ = run(f"sqlite:///{tmp_path / 'shared.db'}", bookings, workers=2)
-        assert store_module._POOL is not None and store_module._POOL[0] == 2
-    finally:
-        stop.set()
-        beside.join()
-    alone, _ = run(f"sqlite:///{tmp_path / 'alone.db'}", bookings, workers=1)
-
-    assert shared == alone
