@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Callable, Iterator
 
 import pytest
 import sqlalchemy as sa
@@ -19,8 +20,8 @@ def _postgres_unavailable(reason: str) -> None:
 
 
 @pytest.fixture
-def postgres_url() -> str:
-    """A URL of a fresh, empty PostgreSQL schema, dropped after the test."""
+def postgres_schemas() -> Iterator[Callable[[], str]]:
+    """Makes URLs of fresh, empty PostgreSQL schemas, each dropped after the test."""
     base_url = os.environ.get(POSTGRES_URL_VARIABLE)
     if not base_url:
         _postgres_unavailable(f"{POSTGRES_URL_VARIABLE} is not set (scripts/test sets it)")
@@ -31,14 +32,27 @@ def postgres_url() -> str:
     except sa.exc.OperationalError as error:
         _postgres_unavailable(f"cannot connect to {POSTGRES_URL_VARIABLE}: {error.orig}")
 
-    schema = f"test_{uuid.uuid4().hex[:12]}"
+    schemas = []
+
+    def make() -> str:
+        schema = f"test_{uuid.uuid4().hex[:12]}"
+        with engine.begin() as connection:
+            connection.execute(sa.text(f'create schema "{schema}"'))
+        schemas.append(schema)
+        separator = "&" if "?" in base_url else "?"
+        return f"{base_url}{separator}options=-csearch_path%3D{schema}"
+
+    yield make
     with engine.begin() as connection:
-        connection.execute(sa.text(f'create schema "{schema}"'))
-    separator = "&" if "?" in base_url else "?"
-    yield f"{base_url}{separator}options=-csearch_path%3D{schema}"
-    with engine.begin() as connection:
-        connection.execute(sa.text(f'drop schema "{schema}" cascade'))
+        for schema in schemas:
+            connection.execute(sa.text(f'drop schema "{schema}" cascade'))
     engine.dispose()
+
+
+@pytest.fixture
+def postgres_url(postgres_schemas) -> str:
+    """A URL of a fresh, empty PostgreSQL schema, dropped after the test."""
+    return postgres_schemas()
 
 
 @pytest.fixture

@@ -112,10 +112,20 @@ def rows_of(database_url: str) -> dict[str, list[tuple]]:
         return stored_rows(store)
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def two_databases(request, tmp_path) -> tuple[str, str]:
+    """URLs of two empty ledger databases of one kind. PostgreSQL posts in smaller chunks than
+    SQLite, each cut into the workers' batches."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'alone.db'}", f"sqlite:///{tmp_path / 'shared.db'}"
+    make = request.getfixturevalue("postgres_schemas")
+    return make(), make()
+
+
 @pytest.mark.parametrize("thread", [False, True], ids=["alone", "beside-a-thread"])
-def test_two_workers_store_what_one_process_stores(tmp_path, bookings, thread):
-    alone, alone_counts = run(f"sqlite:///{tmp_path / 'alone.db'}", bookings, workers=1)
-    shared_url = f"sqlite:///{tmp_path / 'shared.db'}"
+def test_two_workers_store_what_one_process_stores(two_databases, bookings, thread):
+    alone_url, shared_url = two_databases
+    alone, alone_counts = run(alone_url, bookings, workers=1)
     shared_run_report = shared_run(shared_url, bookings, thread=thread)
 
     # The workers did the work, in a process that also ran a thread when asked to.

@@ -94,8 +94,10 @@ CHUNK_ATTEMPTS = 3
 # cost more.
 PARALLEL_MIN_LINES = 5000
 PARALLEL_MIN_ORDERS = 2500
-# Lines or orders handed to one worker at a time, and how many such batches a run keeps in
-# flight per worker (bounding the memory that lines and histories read ahead take).
+# Lines or orders handed to one worker at a time (at most: a posting chunk is cut in at least two
+# batches per worker, so that its entries are stored while the workers post the rest), and how
+# many such batches a run keeps in flight per worker (bounding the memory that lines and
+# histories read ahead take).
 PARALLEL_BATCH_LINES = 2000
 PARALLEL_BATCH_ORDERS = 500
 PARALLEL_BATCHES_AHEAD = 3
@@ -506,11 +508,14 @@ class LedgerStore:
         order_ids = self._orders_to_post(wanted)
         rules = self.list_code_rules()
 
+        # Decided by the run, not the chunk: PostgreSQL's chunks are smaller than a run that
+        # pays for the workers.
+        workers = self.workers if len(order_ids) >= PARALLEL_MIN_ORDERS else 1
         report = PostingReport()
         for chunk in _chunks(order_ids, self.posting_chunk_orders):
             with self._writing() as connection:
                 _lock(connection, [f"order:{order_id}" for order_id in chunk])
-                self._post_chunk(connection, chunk, wanted, rules, report)
+                self._post_chunk(connection, chunk, wanted, rules, report, workers)
             logger.debug("committed a chunk of %d orders", len(chunk))
 
         logger.info(
@@ -571,9 +576,10 @@ class LedgerStore:
         dates: frozenset[dt.date] | None,
         rules: Sequence[CodeRule],
         report: PostingReport,
+        workers: int,
     ) -> None:
-        """Replays each order's landed events and inserts the entries of those not yet posted,
-        with their deliveries."""
+        """Replays each order's landed events, in `workers` processes, and inserts the entries
+        of those not yet posted, with their deliveries."""
         # Imported here: the deliveries module builds on this one.
         from ledger_pipeline.storage.deliveries import Outbox
 
@@ -595,10 +601,11 @@ class LedgerStore:
             timezone=self.timezone,
             keep_entries=bool(outbox),
         )
-        if self.workers == 1 or len(histories) < PARALLEL_MIN_ORDERS:
+        if workers == 1:
             batches: Iterable[_PostedHistories] = [work(histories)]
         else:
-            batches = _in_workers(work, _chunks(histories, PARALLEL_BATCH_ORDERS), self.workers)
+            size = min(PARALLEL_BATCH_ORDERS, -(-len(histories) // (2 * workers)))
+            batches = _in_workers(work, _chunks(histories, size), workers)
 
         # Each batch's entries are inserted while the workers post the next batches.
         insert = _BulkInsert(connection, tables.ledger_entries, _ENTRY_FIELDS)
