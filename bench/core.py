@@ -13,6 +13,12 @@ them, exactly.
 Posting uses worker processes (`LedgerStore`'s `workers`, the number of CPUs unless --workers
 says otherwise).
 
+On SQLite the run also times the floor of storing: the same order events and ledger entries,
+read back, inserted with nothing but the sqlite3 driver's `executemany` into a new database of
+the same schema and settings (WAL, foreign keys, the store's page cache), in one transaction per
+chunk of the store's size. No landing decision, parsing or posting: what storing the rows alone
+costs on this machine, which the core work cannot beat.
+
 Prints per step the wall time and the peak memory: the larger of this process's peak resident
 set size while the step ran (Linux's VmHWM, reset before each step through
 /proc/self/clear_refs, or else the process's maximum resident set size so far) and the peak,
@@ -29,6 +35,7 @@ import gzip
 import itertools
 import os
 import resource
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -43,7 +50,11 @@ from hotel_baseline import expected_totals
 
 from ledger_pipeline.importing import land_hotel_bookings
 from ledger_pipeline.storage import tables
-from ledger_pipeline.storage.store import LedgerStore
+from ledger_pipeline.storage.store import (
+    SQLITE_CACHE_KIB,
+    SQLITE_LANDING_CHUNK_LINES,
+    LedgerStore,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 HOTEL_FILE = REPO / "data" / "hotel_bookings.csv.gz"
@@ -106,10 +117,15 @@ def run(store: LedgerStore, bookings: Path, *, whole_file: bool) -> None:
         ("core = landing + posting", core_seconds, core_mib),
         ("pandas pass", pandas_seconds, pandas_mib),
     ]
+    if store.engine.dialect.name == "sqlite":
+        # Its memory is left out: it holds every row at once, which the store never does.
+        floor_seconds = storing_floor(Path(store.engine.url.database or ""))
+        rows.append(("storing floor (sqlite3)", floor_seconds, None))
     print()
     print(f"{'step':<26} {'wall s':>8} {'peak MiB':>9} {'x pandas':>9}")
     for name, seconds, mib in rows:
-        print(f"{name:<26} {seconds:>8.2f} {mib:>9.0f} {seconds / pandas_seconds:>9.1f}")
+        memory = "-" if mib is None else f"{mib:.0f}"
+        print(f"{name:<26} {seconds:>8.2f} {memory:>9} {seconds / pandas_seconds:>9.1f}")
     print()
     print(f"totals equal: debit = credit = {expected} (minor units)")
     if whole_file:
@@ -118,6 +134,44 @@ def run(store: LedgerStore, bookings: Path, *, whole_file: bool) -> None:
             f"target for the whole file: core <= {TARGET_SECONDS:.0f} s and "
             f"<= {TARGET_MIB:.0f} MiB ({'met' if met else 'NOT met'})"
         )
+
+
+def storing_floor(ledger: Path) -> float:
+    """Wall seconds of inserting the ledger's order events and entries again with
+    the bare sqlite3 driver, into a new database beside it with the same tables and indexes."""
+    target = ledger.with_name("floor.db")
+    source = sqlite3.connect(ledger)
+    schema = [
+        sql
+        for (sql,) in source.execute(
+            "SELECT sql FROM sqlite_master WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite_%'"
+        )
+    ]
+    stored = {
+        table: source.execute(f"SELECT * FROM {table} ORDER BY rowid").fetchall()
+        for table in ("order_events", "ledger_entries")
+    }
+    source.close()
+
+    database = sqlite3.connect(target, isolation_level=None)
+    for pragma in ("journal_mode = WAL", "foreign_keys = ON", f"cache_size = -{SQLITE_CACHE_KIB}"):
+        database.execute(f"PRAGMA {pragma}")
+    for statement in schema:
+        database.execute(statement)
+
+    def insert() -> None:
+        for table, rows in stored.items():
+            statement = f"INSERT INTO {table} VALUES ({', '.join('?' * len(rows[0]))})"
+            for start in range(0, len(rows), SQLITE_LANDING_CHUNK_LINES):
+                database.execute("BEGIN IMMEDIATE")
+                database.executemany(statement, rows[start : start + SQLITE_LANDING_CHUNK_LINES])
+                database.execute("COMMIT")
+
+    started = time.perf_counter()
+    insert()
+    seconds = time.perf_counter() - started
+    database.close()
+    return seconds
 
 
 def first_rows(count: int, folder: Path) -> Path:
