@@ -15,7 +15,10 @@ from ledger_pipeline.defs.ledger.resources import LedgerResource
 from ledger_pipeline.defs.ledger.schedules import build_daily_schedule
 from ledger_pipeline.defs.ledger.sensors import build_landed_events_sensor, inbox_sensor
 from ledger_pipeline.defs.registries.assets import build_registry_assets
-from ledger_pipeline.defs.registries.sensors import registry_partitions_sensor
+from ledger_pipeline.defs.registries.sensors import (
+    registry_partitions_sensor,
+    registry_totals_automation,
+)
 from ledger_pipeline.settings import Settings
 from ledger_pipeline.storage.store import LedgerStore
 
@@ -45,7 +48,8 @@ def build_definitions(
         executor=dg.multiprocess_executor,
     )
     registries = dg.Definitions(
-        assets=build_registry_assets(partitions_def), sensors=[registry_partitions_sensor]
+        assets=build_registry_assets(partitions_def),
+        sensors=[registry_partitions_sensor, registry_totals_automation],
     )
     deliveries = dg.Definitions(
         jobs=[deliver_job, replay_deliveries_job], sensors=[deliveries_sensor]

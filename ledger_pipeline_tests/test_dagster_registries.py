@@ -22,6 +22,8 @@ from ledger_pipeline.cli import app
 from ledger_pipeline.core.payloads import ledger_report
 from ledger_pipeline.core.registry import Registry
 from ledger_pipeline.definitions import build_definitions
+from ledger_pipeline.defs.ledger.assets import BALANCE_CHECK, build_ledger_assets
+from ledger_pipeline.defs.ledger.jobs import POSTING_TAG
 from ledger_pipeline.defs.ledger.partitions import ledger_partitions
 from ledger_pipeline.defs.ledger.resources import LedgerResource
 from ledger_pipeline.defs.ledger.sensors import RANGE_END_TAG, RANGE_START_TAG
@@ -280,6 +282,93 @@ def test_a_partition_of_a_deleted_registry_fails_with_its_name(ledger_url, insta
     assert "registry 'other' does not exist" in str(failure.event_specific_data.error)
 
 
+# Following the ledger: the automation condition evaluated by `registry_totals_automation`
+
+
+def materialize_ledger(url, instance, first: str, last: str, **kwargs):
+    """One run of the ledger's assets (events, entries and their checks) over the dates."""
+    return dg.materialize(
+        build_ledger_assets(PARTITIONS),
+        instance=instance,
+        resources=resources(url),
+        tags={RANGE_START_TAG: first, RANGE_END_TAG: last, POSTING_TAG: "true"},
+        **kwargs,
+    )
+
+
+def requested(url: str, instance, cursor=None) -> tuple[set[str], object]:
+    """The registry_totals partition keys one evaluation of the automation asks for, and the
+    cursor for the next evaluation."""
+    result = dg.evaluate_automation_conditions(
+        defs=build_definitions(
+            Settings(database_url=url, timezone=ZoneInfo("UTC")), start=dt.date(2024, 11, 1)
+        ),
+        instance=instance,
+        cursor=cursor,
+    )
+    return set(result.get_requested_partitions(dg.AssetKey("registry_totals"))), result.cursor
+
+
+def test_the_aggregates_follow_the_ledger_entries_of_any_date(ledger_url, instance):
+    _, cursor = requested(ledger_url, instance)  # the sensor's first tick, before any run
+
+    assert materialize_ledger(ledger_url, instance, "2024-11-15", "2024-11-16").success
+    first, cursor = requested(ledger_url, instance, cursor)
+    again, cursor = requested(ledger_url, instance, cursor)
+    materialize(ledger_url, instance, "2024-11-15|books", "2024-11-16|other")
+    after_their_run, cursor = requested(ledger_url, instance, cursor)
+    # A late event for a past date: the daily schedule or the landed-events sensor posts the
+    # 15th again.
+    assert materialize_ledger(ledger_url, instance, "2024-11-15", "2024-11-15").success
+    late, cursor = requested(ledger_url, instance, cursor)
+
+    assert first == {"2024-11-15|books", "2024-11-15|other", "2024-11-16|books", "2024-11-16|other"}
+    assert again == set()
+    assert after_their_run == set()
+    assert late == {"2024-11-15|books", "2024-11-15|other"}
+
+
+def test_aggregates_made_after_their_entries_are_not_made_again(ledger_url, instance):
+    """As `ledger-pipeline materialize` runs them: the entries, then every registry's
+    aggregates of the same dates."""
+    _, cursor = requested(ledger_url, instance)
+
+    assert materialize_ledger(ledger_url, instance, "2024-11-17", "2024-11-17").success
+    materialize(ledger_url, instance, "2024-11-17|books", "2024-11-17|other")
+
+    assert requested(ledger_url, instance, cursor)[0] == set()
+
+
+def test_a_new_registry_gets_every_date_that_has_entries(ledger_url, instance):
+    assert materialize_ledger(ledger_url, instance, "2024-11-15", "2024-11-17").success
+    materialize(ledger_url, instance, "2024-11-15|books", "2024-11-17|other")
+    _, cursor = requested(ledger_url, instance)
+
+    instance.add_dynamic_partitions(REGISTRY_PARTITIONS, ["new"])
+
+    assert requested(ledger_url, instance, cursor)[0] == {
+        "2024-11-15|new",
+        "2024-11-16|new",
+        "2024-11-17|new",
+    }
+
+
+def test_entries_whose_blocking_check_failed_are_not_rolled_up(ledger_url, instance):
+    _, cursor = requested(ledger_url, instance)
+    assert materialize_ledger(ledger_url, instance, "2024-11-16", "2024-11-16").success
+
+    instance.report_runless_asset_event(
+        dg.AssetCheckEvaluation(
+            asset_key=dg.AssetKey("ledger_entries"),
+            check_name=BALANCE_CHECK,
+            passed=False,
+            partition="2024-11-16",
+        )
+    )
+
+    assert requested(ledger_url, instance, cursor)[0] == set()
+
+
 def test_the_code_location_has_the_registry_aggregates_on_dates_x_registries(ledger_url):
     definitions = build_definitions(Settings(database_url=ledger_url, timezone=ZoneInfo("UTC")))
 
@@ -297,6 +386,10 @@ def test_the_code_location_has_the_registry_aggregates_on_dates_x_registries(led
     assert node.parent_keys == {dg.AssetKey("ledger_entries")}
     assert node.group_name == "registries"
     assert definitions.resolve_sensor_def("registry_partitions_sensor") is not None
+    automation = definitions.resolve_sensor_def("registry_totals_automation")
+    assert automation.default_status == dg.DefaultSensorStatus.RUNNING
+    assert node.automation_condition is not None
+    assert node.automation_condition.get_label() == "follow the ledger"
     # The ledger's job posts; it does not run the registries' aggregates.
     ledger_job = definitions.resolve_job_def("ledger_job")
     assert dg.AssetKey("registry_totals") not in ledger_job.asset_layer.selected_asset_keys

@@ -22,6 +22,17 @@ from ledger_pipeline.storage.registry_totals import RegistryTotalsStore, Replace
 REGISTRY_GROUP = "registries"
 REGISTRY_TOTALS = "registry_totals"
 
+FOLLOW_THE_LEDGER = (
+    dg.AutomationCondition.eager().without(dg.AutomationCondition.in_latest_time_window())
+    & dg.AutomationCondition.all_deps_blocking_checks_passed()
+).with_label("follow the ledger")
+"""When `registry_totals_automation` materializes a (date, registry) partition: once the ledger
+entries of its date are materialized again (by the daily schedule, the landed-events sensor, a
+backfill), at any date, so a late event's past date is rolled up again too, and their blocking
+checks passed; and, for a new registry, every date whose entries exist. Never while the entries
+of its date are being materialized or are missing, and never twice for one update: aggregates
+materialized after their entries (as `ledger-pipeline materialize` does) are up to date."""
+
 
 def build_registry_assets(daily: dg.DailyPartitionsDefinition) -> list:
     """The registry aggregates on the ledger's daily partitions x the registries."""
@@ -42,13 +53,12 @@ def build_registry_assets(daily: dg.DailyPartitionsDefinition) -> list:
         ],
         group_name=REGISTRY_GROUP,
         kinds={"python", "sql"},
+        automation_condition=FOLLOW_THE_LEDGER,
     )
     def registry_totals(
         context: dg.AssetExecutionContext, ledger: LedgerResource
     ) -> dg.MaterializeResult:
         """Each registry's totals per accounting date and group, from the ledger entries."""
-        # Limitation: the daily schedule and the landed-events sensor run the ledger's job only;
-        # these aggregates follow when `ledger-pipeline materialize` or a backfill runs them.
         started = time.monotonic()
         reports: list[ReplaceReport] = []
         with ledger.open() as store:

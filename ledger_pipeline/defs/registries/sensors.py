@@ -1,8 +1,10 @@
-"""The sensor that keeps the registry partitions equal to the registries in the ledger."""
+"""The registries' sensors: one keeps the registry partitions equal to the registries in the
+ledger; the other materializes the aggregates as the ledger entries they come from change."""
 
 import dagster as dg
 
 from ledger_pipeline.defs.ledger.resources import LedgerResource
+from ledger_pipeline.defs.registries.assets import REGISTRY_TOTALS
 from ledger_pipeline.defs.registries.partitions import (
     REGISTRY_PARTITIONS,
     partition_changes,
@@ -38,3 +40,18 @@ def registry_partitions_sensor(
     if deleted:
         requests.append(registry_partitions.build_delete_request(deleted))
     return dg.SensorResult(dynamic_partitions_requests=requests)
+
+
+registry_totals_automation = dg.AutomationConditionSensorDefinition(
+    "registry_totals_automation",
+    target=dg.AssetSelection.assets(REGISTRY_TOTALS),
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=30,
+    description=(
+        "Materializes the registry aggregates of every date whose ledger entries were "
+        "materialized again, and a new registry's dates, as backfills of few runs."
+    ),
+)
+"""Evaluates `registry_totals`' automation condition (`FOLLOW_THE_LEDGER`) and launches what it
+asks for as backfills, which the asset's single-run backfill policy cuts into few runs. Its
+first evaluation requests nothing: dates materialized before it ever ran are left as they are."""
