@@ -292,3 +292,23 @@ def test_the_code_location_loads_with_partitions_from_the_earliest_event(ledger_
     assert partitions_def.get_first_partition_key() == "2024-11-15"
     assert graph.get(dg.AssetKey("ledger_entries")).parent_keys == {dg.AssetKey("order_events")}
     assert definitions.resolve_job_def("ledger_job") is not None
+
+
+def test_every_sensor_and_the_schedule_run_as_soon_as_the_daemon_does(ledger_url):
+    """Dropping a file into the inbox, a late event and a due delivery need nobody to switch
+    anything on in the UI first."""
+    definitions = build_definitions(Settings(database_url=ledger_url, timezone=ZoneInfo("UTC")))
+    repository = definitions.get_repository_def()
+
+    sensors = {sensor.name: sensor.default_status for sensor in repository.sensor_defs}
+    schedules = {schedule.name: schedule.default_status for schedule in repository.schedule_defs}
+
+    running = dg.DefaultSensorStatus.RUNNING
+    assert sensors == {
+        "inbox_sensor": running,
+        "landed_events_sensor": running,
+        "registry_partitions_sensor": running,
+        "registry_totals_automation": running,
+        "deliveries_sensor": running,
+    }
+    assert schedules == {"daily_ledger_schedule": dg.DefaultScheduleStatus.RUNNING}

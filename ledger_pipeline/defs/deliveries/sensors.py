@@ -16,7 +16,9 @@ UNFINISHED = [
 ]
 
 
-@dg.sensor(job=deliver_job, minimum_interval_seconds=30)
+@dg.sensor(
+    job=deliver_job, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING
+)
 def deliveries_sensor(
     context: dg.SensorEvaluationContext, ledger: LedgerResource
 ) -> dg.SensorResult | dg.SkipReason:

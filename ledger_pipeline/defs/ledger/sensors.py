@@ -22,7 +22,9 @@ def inbox_folder() -> Path:
     return Path(os.environ.get(INBOX_VARIABLE, "").strip() or DEFAULT_INBOX)
 
 
-@dg.sensor(job=import_inbox_job, minimum_interval_seconds=30)
+@dg.sensor(
+    job=import_inbox_job, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING
+)
 def inbox_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
     """Requests a landing run for each new or changed `*.jsonl` file in the inbox folder.
 
@@ -67,7 +69,11 @@ def inbox_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.Sk
 
 
 def build_landed_events_sensor(partitions_def: dg.DailyPartitionsDefinition):
-    @dg.sensor(job_name=LEDGER_JOB, minimum_interval_seconds=30)
+    @dg.sensor(
+        job_name=LEDGER_JOB,
+        minimum_interval_seconds=30,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+    )
     def landed_events_sensor(
         context: dg.SensorEvaluationContext, ledger: LedgerResource
     ) -> dg.SensorResult | dg.SkipReason:
