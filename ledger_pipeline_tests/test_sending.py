@@ -274,6 +274,58 @@ def test_the_connection_goes_to_the_address_that_was_checked(webhook_receiver):
     assert request.headers["host"] == f"webhook.invalid:{webhook_receiver.port}"
 
 
+# The receiver listens on 127.0.0.1 only: 127.0.0.2 and the like refuse every connection.
+
+
+def test_an_address_that_refuses_is_left_for_the_host_s_next_one(webhook_receiver):
+    resolver = Resolver(["127.0.0.2", "127.0.0.1"])
+
+    result = send(webhook_receiver.url("/hooks", host="webhook.invalid"), resolver=resolver)
+
+    assert (result.status_code, result.succeeded, result.error) == (200, True, None)
+    assert resolver.calls == [("webhook.invalid", webhook_receiver.port)]
+    assert [request.body for request in webhook_receiver.requests()] == [BODY]
+
+
+def test_when_every_address_refuses_the_attempt_says_how_many_were_tried(webhook_receiver):
+    resolver = Resolver(["127.0.0.2", "127.0.0.3"])
+
+    result = send(webhook_receiver.url("/hooks", host="webhook.invalid"), resolver=resolver)
+
+    assert (result.status_code, result.error) == (None, "connection refused (2 addresses tried)")
+    assert webhook_receiver.requests() == []
+
+
+def test_an_attempt_tries_at_most_three_addresses(webhook_receiver):
+    resolver = Resolver(["127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.1"])
+
+    result = send(webhook_receiver.url("/hooks", host="webhook.invalid"), resolver=resolver)
+
+    assert result.error == "connection refused (3 addresses tried)"
+    assert webhook_receiver.requests() == []
+
+
+def test_an_address_that_answers_with_an_error_is_not_left_for_the_next(webhook_receiver):
+    """Once a connection is made the request may have arrived: a 500 is the attempt's result,
+    never a reason to send the same bytes to another address."""
+    webhook_receiver.reply("/hooks", Reply(500))
+    resolver = Resolver(["127.0.0.1", "127.0.0.1"])
+
+    result = send(webhook_receiver.url("/hooks", host="webhook.invalid"), resolver=resolver)
+
+    assert (result.status_code, result.error) == (500, "status 500")
+    assert len(webhook_receiver.requests()) == 1
+
+
+def test_a_private_address_among_the_next_ones_is_still_refused_first():
+    resolver = Resolver(["127.0.0.2", "10.0.0.1"])
+
+    result = send("http://webhook.invalid/hooks", allow_private=False, resolver=resolver)
+
+    assert result.refused
+    assert result.error == "refused: webhook.invalid resolves to a loopback address 127.0.0.2"
+
+
 def test_every_send_checks_the_address_again(webhook_receiver):
     resolver = Resolver(["127.0.0.1"], ["169.254.169.254"])
     url = webhook_receiver.url("/hooks", host="webhook.invalid")

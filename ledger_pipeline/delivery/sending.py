@@ -62,6 +62,9 @@ ALLOW_PRIVATE_URLS_VARIABLE = "LEDGER_ALLOW_PRIVATE_URLS"
 RESPONSE_EXCERPT_BYTES = 4096
 # How long a Sender reuses a host's resolved addresses.
 DNS_CACHE_SECONDS = 30.0
+# How many of a host's addresses one attempt tries in turn when a connection cannot be made;
+# they share the attempt's connect timeout.
+ADDRESSES_PER_ATTEMPT = 3
 # How much of a redirect's Location an error message shows.
 LOCATION_CHARS = 200
 
@@ -188,6 +191,13 @@ class Sender:
         self._dns_cache: dict[tuple[str, int], tuple[float, list[IPAddress]]] = {}
         self._verify = verify
 
+        # The host's addresses as resolved for the current attempt, those that took no
+        # connection, and the one its latest request went to (one Sender sends one attempt at
+        # a time).
+        self._resolved: list[IPAddress] = []
+        self._unreachable: list[IPAddress] = []
+        self._pinned: IPAddress | None = None
+
         self._session = requests.Session()
         self._session.trust_env = False  # no proxy, .netrc or CA bundle from the environment
         self._session.headers.clear()
@@ -206,25 +216,54 @@ class Sender:
 
         try:
             _check_url(url)
-            response = self._session.post(
-                url,
-                data=body,
-                headers=dict(headers),
-                timeout=(self.timeout, self.timeout),
-                allow_redirects=False,
-                stream=True,
-                verify=self._verify,
-                proxies={},
-            )
+            response = self._post_to_an_address(url, body, headers)
         except UrlRefused as refusal:
             logger.info("webhook attempt %s", refusal)
             return failed(str(refusal), refused=True)
         except requests.RequestException as error:
             reason = self._failure_reason(error)
+            if len(self._unreachable) > 1:
+                reason = f"{reason} ({len(self._unreachable)} addresses tried)"
             logger.debug("webhook attempt failed after %d ms: %s", _ms_since(started), reason)
             return failed(reason)
 
         return self._response_result(response, started)
+
+    def _post_to_an_address(
+        self, url: str, body: bytes, headers: Mapping[str, str]
+    ) -> requests.Response:
+        """POSTs to the first of the host's checked addresses that takes the connection, of
+        at most ADDRESSES_PER_ATTEMPT, which share the connect timeout. An address is left
+        for the next only when no connection was made, so nothing was sent to it."""
+        self._unreachable = []
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        # Resolved once for the attempt: every connection of it goes to these addresses.
+        self._resolved = self._addresses(host, parts.port or _DEFAULT_PORTS[parts.scheme.lower()])
+        tries = min(len(self._resolved), ADDRESSES_PER_ATTEMPT)
+        try:
+            while True:
+                self._pinned = None
+                try:
+                    return self._session.post(
+                        url,
+                        data=body,
+                        headers=dict(headers),
+                        timeout=(self.timeout / tries, self.timeout),
+                        allow_redirects=False,
+                        stream=True,
+                        verify=self._verify,
+                        proxies={},
+                    )
+                except requests.RequestException as error:
+                    if not _not_connected(error) or self._pinned is None:
+                        raise
+                    self._unreachable.append(self._pinned)
+                    if len(self._unreachable) >= tries:
+                        raise
+                    logger.debug("webhook attempt: no connection to an address, trying the next")
+        finally:
+            self._resolved = []
 
     def close(self) -> None:
         """Closes the session's connections."""
@@ -263,16 +302,18 @@ class Sender:
         )
 
     def _pinned_address(self, host: str, port: int) -> IPAddress:
-        """The address to connect to for `host`: the first of its addresses, once all of
-        them passed the guard. Raises UrlRefused, or _ResolutionFailed."""
-        addresses = self._addresses(host, port)
+        """The address to connect to for `host`: the first of its addresses that this attempt
+        has not found unreachable, once all of them passed the guard. Raises UrlRefused, or
+        _ResolutionFailed."""
+        addresses = self._resolved or self._addresses(host, port)
         for address in addresses:
             reason = refusal_reason(address, self.allow_private)
             if reason is not None:
                 raise UrlRefused(f"refused: {host} resolves to {reason}")
-        # Limitation: only the first address is tried; when it does not answer, the attempt
-        # fails as connection refused or a timeout instead of trying the host's others.
-        return addresses[0]
+        self._pinned = next(
+            (address for address in addresses if address not in self._unreachable), addresses[0]
+        )
+        return self._pinned
 
     def _addresses(self, host: str, port: int) -> list[IPAddress]:
         try:
@@ -431,6 +472,27 @@ def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | No
     if address in _NAT64:
         return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
     return None
+
+
+def _not_connected(error: requests.RequestException) -> bool:
+    """Whether the request failed before a connection was made (refused, unreachable, or
+    the connect timeout), so that nothing of it was sent."""
+    if isinstance(error, requests.ConnectTimeout):
+        return True
+    seen: set[int] = set()
+    inner: BaseException | None = error
+    while inner is not None and id(inner) not in seen:
+        seen.add(id(inner))
+        if isinstance(inner, urllib3.exceptions.NewConnectionError):
+            return True
+        reason = getattr(inner, "reason", None)
+        if isinstance(reason, BaseException):
+            inner = reason
+        elif inner.args and isinstance(inner.args[0], BaseException):
+            inner = inner.args[0]
+        else:
+            inner = inner.__cause__ or inner.__context__
+    return False
 
 
 def _root_cause(error: BaseException) -> BaseException:
