@@ -197,7 +197,7 @@ def report_lines(report: DeliveryPassReport) -> list[str]:
         for latency in slowest:
             lines.append(
                 f"  {latency.host}: mean {latency.mean_ms} ms, max {latency.max_ms} ms "
-                f"over {latency.attempts} attempts"
+                f"over {_attempts(latency.attempts)}"
             )
     return lines
 
@@ -205,7 +205,7 @@ def report_lines(report: DeliveryPassReport) -> list[str]:
 def _delivery_line(delivery: Delivery) -> str:
     line = (
         f"{delivery.id} {delivery.registry} order {delivery.order_id} v{delivery.order_version} "
-        f"{delivery.status}, {delivery.attempts} attempts"
+        f"{delivery.status}, {_attempts(delivery.attempts)}"
     )
     if delivery.status == "pending":
         line += f", next {moment_text(delivery.next_attempt_at)}"
@@ -217,3 +217,7 @@ def _delivery_line(delivery: Delivery) -> str:
 def _one_line(text: str, limit: int = 200) -> str:
     flat = " ".join(text.split())
     return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+
+
+def _attempts(count: int) -> str:
+    return "1 attempt" if count == 1 else f"{count} attempts"

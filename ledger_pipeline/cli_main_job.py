@@ -4,6 +4,7 @@ import datetime as dt
 from pathlib import Path
 from typing import Annotated
 
+import sqlalchemy as sa
 import typer
 
 from ledger_pipeline.cli_support import (
@@ -99,7 +100,7 @@ def main_job(
                     f"{deliveries.next_due_at():%Y-%m-%d %H:%M:%S} UTC: run main-job again "
                     "after that to deliver them"
                 )
-    _print_files(report)
+    _print_files(report, settings)
 
 
 def _units(step: str) -> str:
@@ -150,12 +151,17 @@ def _print(report: MainJobReport) -> None:
         typer.echo(f"this run changed these ledger tables: {', '.join(changed)}")
 
 
-def _print_files(report: MainJobReport) -> None:
+def _print_files(report: MainJobReport, settings: Settings) -> None:
     typer.echo("")
     for name, path in report.received.items():
         typer.echo(f"received by {name}: {path} (beancount: {report.beancount[name]})")
     for name, path in report.reports.items():
-        typer.echo(f"report of {name}: {path}")
+        typer.echo(f"report of {name} ({report.first_date}..{report.last_date}): {path}")
+    database_url = sa.make_url(settings.database_url).render_as_string(hide_password=True)
+    typer.echo(
+        f"the CLI on this ledger: LEDGER_DATABASE_URL={database_url} "
+        f"LEDGER_TIMEZONE={settings.timezone.key} .venv/bin/ledger-pipeline status"
+    )
     typer.echo(
         f"Dagster UI on the same instance: DAGSTER_HOME={dagster_home()} bash scripts/ui "
         "(then http://127.0.0.1:3000)"

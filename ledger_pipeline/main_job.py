@@ -293,16 +293,15 @@ def _materialize(
     *,
     registries: bool,
 ) -> list[RunOutcome]:
-    runs = _runs(first, last, days_per_run)
+    # A run of the ledger per range of dates and, with `registries` (the main job has them by
+    # then), one run of every registry's aggregates after each.
+    runs = _runs(first, last, days_per_run) * (2 if registries else 1)
     done: list[RunOutcome] = []
     tell(step, 0, runs)
 
     def on_run(outcome: RunOutcome) -> None:
-        # Counts the ledger's runs, one per range of dates; the run of the registries'
-        # aggregates that follows each (when `registries`) is not one more of `runs`.
-        if not outcome.registries:
-            done.append(outcome)
-            tell(step, len(done), runs)
+        done.append(outcome)
+        tell(step, len(done), runs)
 
     outcomes = materialize_range(
         settings, first, last, days_per_run=days_per_run, on_run=on_run, registries=registries

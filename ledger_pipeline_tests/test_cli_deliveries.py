@@ -109,10 +109,10 @@ def test_list_shows_deliveries_newest_first_and_filters_by_status(
 
     first, second = delivery_ids(database_url)
     assert everything.stdout.splitlines()[0] == (
-        f"{second} books order order-2 v1 succeeded, 1 attempts"
+        f"{second} books order order-2 v1 succeeded, 1 attempt"
     )
     assert re.fullmatch(
-        rf"{first} books order order-1 v1 pending, 1 attempts, next \S+Z, last: status 500",
+        rf"{first} books order order-1 v1 pending, 1 attempt, next \S+Z, last: status 500",
         everything.stdout.splitlines()[1],
     )
     assert len(failing.stdout.splitlines()) == 1

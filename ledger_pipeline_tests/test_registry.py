@@ -84,6 +84,11 @@ def registry(**fields) -> Registry:
             f"unknown group-by column 'colour': choose from {', '.join(COLUMNS)}",
         ),
         ({"group_by": ("product", "product")}, "group-by column 'product' is given twice"),
+        (
+            {"group_by": ("product, order_channel",)},
+            "unknown group-by column 'product, order_channel': give each group-by column on its "
+            "own (repeat the option, or one list item each): product, order_channel",
+        ),
         ({"totals": ("profit",)}, f"unknown total 'profit': choose from {', '.join(TOTALS)}"),
         ({"totals": ("debit", "debit")}, "total 'debit' is given twice"),
         ({"include_test": "yes"}, "include_test 'yes' is not allowed: use true or false"),

@@ -278,6 +278,12 @@ def _unique(what: str, values: object, allowed: tuple[str, ...] | None) -> tuple
     seen: list[str] = []
     for value in values:
         if allowed is not None and value not in allowed:
+            parts = [part.strip() for part in str(value).split(",")]
+            if len(parts) > 1 and all(part in allowed for part in parts):
+                raise RegistryError(
+                    f"unknown {what} {value!r}: give each {what} on its own (repeat the "
+                    f"option, or one list item each): {', '.join(parts)}"
+                )
             raise RegistryError(f"unknown {what} {value!r}: choose from {', '.join(allowed)}")
         if allowed is None and (not isinstance(value, str) or not value.strip()):
             raise RegistryError(f"{what} {value!r} is not allowed: use a non-empty name")
