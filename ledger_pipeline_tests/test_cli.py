@@ -164,22 +164,6 @@ def test_opening_the_ledger_with_another_timezone_fails_with_one_line(ledger, mo
     assert result.stderr.count("\n") == 1
 
 
-def test_a_ledger_of_another_timezone_opened_without_the_variable_says_utc_is_the_default(
-    ledger, monkeypatch
-):
-    monkeypatch.setenv("LEDGER_TIMEZONE", "Europe/Lisbon")
-    ledger("codes", "list")
-    monkeypatch.delenv("LEDGER_TIMEZONE")
-
-    result = ledger("codes", "list")
-
-    assert result.exit_code == 1
-    assert result.stderr.startswith(
-        "error: LEDGER_TIMEZONE is 'UTC' (the default when it is not set) but this ledger was "
-        "created in 'Europe/Lisbon'"
-    )
-
-
 def test_an_unknown_timezone_fails_with_one_line_naming_the_variable(ledger, monkeypatch):
     monkeypatch.setenv("LEDGER_TIMEZONE", "Mars/Olympus")
 

@@ -903,9 +903,8 @@ def _fixed_timezone(connection: sa.Connection, timezone: ZoneInfo | None) -> Zon
         return timezone
 
     if timezone is not None and timezone.key != row.timezone:
-        unset = " (the default when it is not set)" if timezone.key == "UTC" else ""
         raise ConfigurationError(
-            f"{TIMEZONE_VARIABLE} is {timezone.key!r}{unset} but this ledger was created in "
+            f"{TIMEZONE_VARIABLE} is {timezone.key!r} but this ledger was created in "
             f"{row.timezone!r}, and a ledger's time zone cannot change: set "
             f"{TIMEZONE_VARIABLE}={row.timezone} to use this ledger, or point "
             f"{DATABASE_URL_VARIABLE} at a new database to start a ledger in {timezone.key}"
