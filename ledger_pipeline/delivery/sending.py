@@ -28,7 +28,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -302,10 +302,9 @@ class Sender:
         )
 
     def _pinned_address(self, host: str, port: int) -> IPAddress:
-        """The address to connect to for `host`: the first of its addresses that this attempt
-        has not found unreachable, once all of them passed the guard. Raises UrlRefused, or
-        _ResolutionFailed."""
-        addresses = self._resolved or self._addresses(host, port)
+        """The address to connect to for `host`: the first of the attempt's addresses that it
+        has not found unreachable, once all of them passed the guard. Raises UrlRefused."""
+        addresses = self._resolved  # as `_post_to_an_address` resolved them for the attempt
         for address in addresses:
             reason = refusal_reason(address, self.allow_private)
             if reason is not None:
@@ -477,28 +476,22 @@ def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | No
 def _not_connected(error: requests.RequestException) -> bool:
     """Whether the request failed before a connection was made (refused, unreachable, or
     the connect timeout), so that nothing of it was sent."""
-    if isinstance(error, requests.ConnectTimeout):
-        return True
-    seen: set[int] = set()
-    inner: BaseException | None = error
-    while inner is not None and id(inner) not in seen:
-        seen.add(id(inner))
-        if isinstance(inner, urllib3.exceptions.NewConnectionError):
-            return True
-        reason = getattr(inner, "reason", None)
-        if isinstance(reason, BaseException):
-            inner = reason
-        elif inner.args and isinstance(inner.args[0], BaseException):
-            inner = inner.args[0]
-        else:
-            inner = inner.__cause__ or inner.__context__
-    return False
+    return isinstance(error, requests.ConnectTimeout) or any(
+        isinstance(inner, urllib3.exceptions.NewConnectionError) for inner in _causes(error)
+    )
 
 
 def _root_cause(error: BaseException) -> BaseException:
     """The innermost exception under requests' and urllib3's wrappers."""
+    *_, innermost = _causes(error)
+    return innermost
+
+
+def _causes(error: BaseException) -> Iterator[BaseException]:
+    """The error and, in turn, each exception it wraps, down to the innermost."""
     seen: set[int] = set()
     while id(error) not in seen:
+        yield error
         seen.add(id(error))
         inner = getattr(error, "reason", None)
         if not isinstance(inner, BaseException):
@@ -508,7 +501,6 @@ def _root_cause(error: BaseException) -> BaseException:
         if inner is None:
             break
         error = inner
-    return error
 
 
 def _short(error: BaseException) -> str:
