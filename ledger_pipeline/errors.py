@@ -41,6 +41,10 @@ class PostingError(LedgerError):
 class UnknownRegistry(LedgerError):
     """No registry has the given name."""
 
+    def __init__(self, name: str) -> None:
+        super().__init__(f"unknown registry {name!r}: see `ledger-pipeline registry list`")
+        self.name = name
+
 
 class RegistryError(LedgerError):
     """A registry definition that cannot be used: the message names the field, the bad value

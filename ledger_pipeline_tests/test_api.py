@@ -745,6 +745,7 @@ def test_deliveries_are_listed_newest_first_without_their_bodies(api):
 def test_deliveries_are_filtered_by_status_registry_and_limit(api):
     queued(api, museum_order(), museum_order("evt-2", "order-2"))
     delivered(api, 200)
+    api.add_registry("other", destinations=("nowhere",))
 
     succeeded = api.get("/deliveries", key="manage", params={"status": "succeeded"})
     pending = api.get("/deliveries", key="manage", params={"status": "pending"})
@@ -754,6 +755,14 @@ def test_deliveries_are_filtered_by_status_registry_and_limit(api):
     assert len(succeeded.json()) == 2
     assert (pending.json(), other.json()) == ([], [])
     assert len(one.json()) == 1
+
+
+def test_deliveries_of_an_unknown_registry_are_a_404_naming_it(api):
+    response = api.get("/deliveries", key="manage", params={"registry": "bokos"})
+
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "unknown_registry"
+    assert "'bokos'" in response.json()["error"]["message"]
 
 
 def test_a_delivery_shows_its_attempts(api):

@@ -123,6 +123,15 @@ def test_list_with_no_delivery_says_so(ledger):
     assert ledger("deliveries", "list", "--registry", "books").stdout == "no deliveries\n"
 
 
+def test_list_or_replay_of_an_unknown_registry_is_an_error_naming_it(ledger):
+    listed = ledger("deliveries", "list", "--registry", "nope")
+    replayed = ledger("deliveries", "replay", "--registry", "nope")
+
+    unknown = "error: unknown registry 'nope': see `ledger-pipeline registry list`\n"
+    assert (listed.exit_code, listed.stdout, listed.stderr) == (1, "", unknown)
+    assert (replayed.exit_code, replayed.stdout, replayed.stderr) == (1, "", unknown)
+
+
 def test_show_prints_every_attempt_and_never_the_secret(ledger, posted, webhook_receiver):
     posted(raw_event("evt-1"))
     webhook_receiver.reply("/hooks", Reply(503, body=b"try later"))

@@ -19,7 +19,8 @@ from ledger_pipeline.api.models import (
     DeliveryQuery,
     DeliveryView,
 )
-from ledger_pipeline.errors import DeliveryError
+from ledger_pipeline.api.reporting import unknown_registry
+from ledger_pipeline.errors import DeliveryError, UnknownRegistry
 from ledger_pipeline.storage.deliveries import DeliveryDetail, DeliveryStore
 from ledger_pipeline.storage.store import LedgerStore
 
@@ -34,14 +35,17 @@ DeliveryId = Annotated[int, Path(ge=1, le=MAX_ID, description="The delivery's id
 _ERRORS = responses(401, 403, 404, 409, 422, 503)
 
 
-@router.get("", response_model=list[DeliveryView], responses=responses(401, 403, 422, 503))
+@router.get("", response_model=list[DeliveryView], responses=responses(401, 403, 404, 422, 503))
 def list_deliveries(
     request: Request, query: Annotated[DeliveryQuery, Query()], api_key: ManageKey
 ) -> list[DeliveryView]:
-    """Deliveries, newest first."""
-    deliveries = _deliveries(request).list(
-        status=query.status, registry=query.registry, limit=query.limit
-    )
+    """Deliveries, newest first. Filtering on a registry that does not exist is a 404."""
+    try:
+        deliveries = _deliveries(request).list(
+            status=query.status, registry=query.registry, limit=query.limit
+        )
+    except UnknownRegistry:
+        raise unknown_registry(str(query.registry)) from None
     return [DeliveryView.of(delivery) for delivery in deliveries]
 
 

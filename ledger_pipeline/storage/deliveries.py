@@ -40,7 +40,7 @@ from ledger_pipeline.core.payloads import ledger_summaries
 from ledger_pipeline.core.posting import LedgerEntry
 from ledger_pipeline.core.registry import REGISTRY_FIELDS, Registry
 from ledger_pipeline.delivery import schedule, signing
-from ledger_pipeline.errors import DeliveryError
+from ledger_pipeline.errors import DeliveryError, UnknownRegistry
 from ledger_pipeline.storage import tables
 from ledger_pipeline.storage.store import (
     IN_LIST_SIZE,
@@ -510,6 +510,9 @@ class DeliveryStore:
                 every status.
             registry: only this registry's.
             limit: at most this many; None for all.
+
+        Raises:
+            UnknownRegistry: no registry has that name.
         """
         query = _filtered(_delivery_select(), status, registry).order_by(
             tables.deliveries.c.id.desc()
@@ -517,6 +520,7 @@ class DeliveryStore:
         if limit is not None:
             query = query.limit(limit)
         with self._engine.connect() as connection:
+            _check_registry(connection, registry)
             return [_delivery(row) for row in connection.execute(query)]
 
     def get(self, delivery_id: int) -> DeliveryDetail:
@@ -578,6 +582,7 @@ class DeliveryStore:
 
         Raises:
             DeliveryError: an unknown or succeeded id, or nothing chosen.
+            UnknownRegistry: no registry has that name.
         """
         now = now or _now()
         deliveries = tables.deliveries
@@ -586,6 +591,7 @@ class DeliveryStore:
                 _check_ids(connection, ids, allowed=(PENDING, DEAD, SKIPPED), verb="replay")
                 chosen = deliveries.c.id.in_(sorted(set(ids)))
             elif registry is not None or status is not None:
+                _check_registry(connection, registry)
                 status = status or DEAD
                 if status not in (DEAD, SKIPPED, FAILING, PENDING):
                     raise DeliveryError(
@@ -694,6 +700,17 @@ def _filtered(query: sa.Select, status: str | None, registry: str | None) -> sa.
     if registry is not None:
         query = query.where(deliveries.c.registry == registry)
     return query
+
+
+def _check_registry(connection: sa.Connection, registry: str | None) -> None:
+    """A filter on a registry that does not exist is a mistake, not an empty list (a deleted
+    registry's deliveries go with it)."""
+    if registry is None:
+        return
+    registries = tables.registries
+    query = sa.select(registries.c.name).where(registries.c.name == registry)
+    if connection.execute(query).first() is None:
+        raise UnknownRegistry(registry)
 
 
 def _delivery_select() -> sa.Select:

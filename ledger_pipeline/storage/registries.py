@@ -95,7 +95,7 @@ class RegistryStore(StoreTransactions):
         with self._reading() as connection:
             registry = _read(connection, name)
         if registry is None:
-            raise _unknown(name)
+            raise UnknownRegistry(name)
         return registry
 
     def update(self, name: str, /, now: dt.datetime | None = None, **changes: Any) -> Registry:
@@ -279,7 +279,7 @@ def _read(connection: sa.Connection, name: str, *, for_update: bool = False) -> 
 def _read_for_update(connection: sa.Connection, name: str) -> Registry:
     registry = _read(connection, name, for_update=True)
     if registry is None:
-        raise _unknown(name)
+        raise UnknownRegistry(name)
     return registry
 
 
@@ -307,10 +307,6 @@ def _registry(row: sa.Row) -> Registry:
 
 
 # Errors
-
-
-def _unknown(name: str) -> UnknownRegistry:
-    return UnknownRegistry(f"unknown registry {name!r}: see `ledger-pipeline registry list`")
 
 
 def _exists(name: str) -> RegistryError:
