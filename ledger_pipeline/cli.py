@@ -75,17 +75,28 @@ cli_api.register(app)
 cli_main_job.register(app)
 
 
+# Commands that run until stopped log what they do (who changed what, what arrived) by default.
+SERVERS = frozenset({"serve", "receive"})
+
+
 @app.callback()
 def main(
+    context: typer.Context,
     log_level: Annotated[
-        str, typer.Option("--log-level", help="debug, info, warning or error.")
-    ] = "warning",
+        str | None,
+        typer.Option(
+            "--log-level",
+            help="debug, info, warning or error (default: warning; info for serve and receive).",
+        ),
+    ] = None,
 ) -> None:
     """Post order events as balanced double-entry ledger entries.
 
     The ledger is named by LEDGER_DATABASE_URL (default sqlite:///./.ledger/ledger.db) and its
     time zone by LEDGER_TIMEZONE (default UTC, fixed when the ledger is created).
     """
+    if log_level is None:
+        log_level = "info" if context.invoked_subcommand in SERVERS else "warning"
     level = logging.getLevelName(log_level.upper())
     if not isinstance(level, int):
         raise typer.BadParameter(f"{log_level!r} is not a log level", param_hint="--log-level")

@@ -19,6 +19,9 @@ import pytest
 import requests
 import sqlalchemy as sa
 
+from ledger_pipeline.core.registry import Registry
+from ledger_pipeline.storage.api_keys import ApiKeyStore
+from ledger_pipeline.storage.registries import RegistryStore
 from ledger_pipeline.storage.store import LedgerStore
 from ledger_pipeline_tests.factories import jsonl, raw_event, records
 
@@ -267,3 +270,57 @@ def test_the_webserver_serves_the_ledger_lineage_and_its_checks(webserver):
         ],
         "daily_ledger_totals": [],
     }
+
+
+# The reporting API server
+
+
+def test_the_api_server_logs_which_key_changed_a_registry_and_never_the_key(tmp_path):
+    ledger_url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    with LedgerStore(ledger_url, ZoneInfo("UTC")) as store:
+        created = ApiKeyStore(store).create("on call", "manage")
+        RegistryStore(store).create(Registry(name="books", url="https://example.com/hooks"))
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    # `ledger-pipeline serve` with no --log-level, as an operator starts it.
+    command = [sys.executable, "-c", "from ledger_pipeline.cli import app; app()"]
+    command += ["serve", "--port", str(port)]
+    log = tmp_path / "serve.log"
+
+    with log.open("w") as output:
+        process = subprocess.Popen(
+            command,
+            cwd=tmp_path,
+            env={**os.environ, "LEDGER_DATABASE_URL": ledger_url, "LEDGER_TIMEZONE": "UTC"},
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            wait_for_api(process, base_url, log)
+            response = requests.post(
+                f"{base_url}/registries/books/disable",
+                headers={"Authorization": f"Bearer {created.token}"},
+                timeout=30,
+            )
+        finally:
+            stop(process)
+
+    assert response.status_code == 200
+    written = log.read_text()
+    assert f"API key {created.api_key.id} disabled registry books" in written
+    assert created.token.split("_", 2)[2] not in written  # lpk_<id>_<secret>
+
+
+def wait_for_api(process: subprocess.Popen, base_url: str, log: Path) -> None:
+    """Waits until `ledger-pipeline serve` answers, or fails the test with its output."""
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"serve exited with {process.returncode}:\n{log.read_text()}")
+        try:
+            requests.get(f"{base_url}/openapi.json", timeout=5).raise_for_status()
+            return
+        except requests.RequestException:
+            time.sleep(0.25)
+    pytest.fail(f"serve did not answer within {STARTUP_SECONDS} s:\n{log.read_text()}")
