@@ -33,7 +33,6 @@ from ledger_pipeline.cli_support import (
     user_errors,
 )
 from ledger_pipeline.core.payloads import (
-    ledger_report,
     ledger_summaries,
     report_columns,
     report_csv,
@@ -50,6 +49,7 @@ from ledger_pipeline.materializing import (
 )
 from ledger_pipeline.settings import Settings
 from ledger_pipeline.storage.registries import CREATED, UNCHANGED, RegistryStore
+from ledger_pipeline.storage.registry_totals import RegistryTotalsStore
 from ledger_pipeline.storage.store import CodeRule, LandingReport, PostingReport, start_workers
 
 logger = logging.getLogger(__name__)
@@ -682,7 +682,7 @@ def report(
         first, last = date_range(date_from, date_to)
         with open_store() as store:
             registry = RegistryStore(store).get(registry_name)
-            rows = ledger_report(registry, store.entries(first, last))
+            rows = RegistryTotalsStore(store).report(registry, first, last)
     logger.info("built a report of %d rows of registry %s", len(rows), registry_name)
     if output_format == ReportFormat.CSV:
         header = [*report_columns(registry), *registry.totals]

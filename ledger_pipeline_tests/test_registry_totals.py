@@ -9,13 +9,21 @@ Cr tax 2.00.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import json
+import os
+import uuid
 from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
 
+from ledger_pipeline.core.events import event_document
 from ledger_pipeline.core.payloads import ledger_report
+from ledger_pipeline.core.posting import ACCOUNTS, COLUMNS, TOTALS
 from ledger_pipeline.core.registry import Registry
 from ledger_pipeline.errors import RegistryError
 from ledger_pipeline.storage import tables
@@ -23,6 +31,7 @@ from ledger_pipeline.storage.registries import RegistryStore
 from ledger_pipeline.storage.registry_totals import RegistryTotalsStore, report_from_totals
 from ledger_pipeline.storage.store import LedgerStore
 from ledger_pipeline_tests.factories import jsonl, raw_event, records
+from ledger_pipeline_tests.strategies import order_histories
 
 NOV_15 = dt.date(2024, 11, 15)
 NOV_16 = dt.date(2024, 11, 16)
@@ -319,3 +328,93 @@ def test_a_report_of_totals_stored_for_other_columns_says_to_materialize_again(s
 def test_a_range_that_ends_before_it_starts_is_refused(store):
     with pytest.raises(RegistryError, match="2024-11-16 is after 2024-11-15"):
         RegistryTotalsStore(store).replace(registry(store), NOV_16, NOV_15)
+
+
+# The report the CLI and the API serve: summed by the database
+
+
+def test_the_report_of_a_range_is_summed_from_the_entries_as_they_are_now(store):
+    post(
+        store,
+        tagged(raw_event("e1", "o1", occurred_at=on(15)), ["outdoor", "family"]),
+        raw_event("e2", "o2", occurred_at=on(16), product="Zoo"),
+    )
+    books = registry(store, group_by=("product_tags",), totals=("debit", "credit"))
+    totals = RegistryTotalsStore(store)
+    totals.replace(books, NOV_15, NOV_16)
+    post(store, raw_event("e3", "o1", 2, "updated", on(16, 10), retail=2500, tax=230))
+
+    # Written out, with e3 posted after the stored rows: o1's 22.00 and e3's reversal of it
+    # (22.00 each side) keep o1's tags, 44.00 under each; e3's new 25.00 line has no tags, so
+    # the row of no tag holds it with o2's 22.00: 47.00.
+    assert totals.report(books, NOV_15, NOV_16) == [
+        {"product_tags": None, "currency": "EUR", "debit": "47.00", "credit": "47.00"},
+        {"product_tags": "family", "currency": "EUR", "debit": "44.00", "credit": "44.00"},
+        {"product_tags": "outdoor", "currency": "EUR", "debit": "44.00", "credit": "44.00"},
+    ]
+    assert totals.report(books, NOV_15, NOV_15) == [
+        {"product_tags": "family", "currency": "EUR", "debit": "22.00", "credit": "22.00"},
+        {"product_tags": "outdoor", "currency": "EUR", "debit": "22.00", "credit": "22.00"},
+    ]
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def fresh_databases(request, tmp_path):
+    """Makes URLs of new, empty ledgers: once on SQLite and once on PostgreSQL."""
+    if request.param == "sqlite":
+        return lambda: f"sqlite:///{tmp_path / uuid.uuid4().hex}.db"
+    return request.getfixturevalue("postgres_schemas")
+
+
+@st.composite
+def landed_histories(draw) -> list[str]:
+    """JSON Lines of one to three generated orders, some of them test orders."""
+    lines = []
+    for number in range(draw(st.integers(1, 3))):
+        test = draw(st.booleans())
+        for each in draw(order_histories(max_middle_events=3)):
+            renamed = dataclasses.replace(
+                each,
+                event_id=f"{number}-{each.event_id}",
+                order=dataclasses.replace(each.order, id=f"order-{number}", test=test),
+            )
+            lines.append(json.dumps(event_document(renamed)))
+    return lines
+
+
+# LEDGER_PROPERTY_EXAMPLES=2000 searches deeper than the quick default.
+@settings(
+    max_examples=int(os.environ.get("LEDGER_PROPERTY_EXAMPLES", "100")) // 4,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    lines=landed_histories(),
+    group_by=st.lists(st.sampled_from(COLUMNS), unique=True, max_size=3).map(tuple),
+    entry_types=st.sets(st.sampled_from(tuple(ACCOUNTS)), max_size=3).map(tuple),
+    destinations=st.sets(st.sampled_from(("Krno", "Tokyo", "Kuwait City")), max_size=2).map(tuple),
+    include_test=st.booleans(),
+    data=st.data(),
+)
+def test_the_report_summed_by_the_database_equals_the_report_of_the_entries(
+    fresh_databases, lines, group_by, entry_types, destinations, include_test, data
+):
+    chosen = Registry(
+        name="books",
+        url="https://books.example/h",
+        group_by=group_by,
+        entry_types=entry_types,
+        destinations=destinations,
+        include_test=include_test,
+        totals=TOTALS,
+    )
+    event(f"group by {', '.join(group_by) or 'nothing'}")
+    with LedgerStore(fresh_databases(), ZoneInfo("UTC")) as store:
+        post(store, *lines)
+        # An order of nothing (no quantity, no money) posts no entries: its report is empty.
+        dates = sorted(set(store.entries()["date"])) or [NOV_15]
+        first = data.draw(st.sampled_from(dates), label="from")
+        last = data.draw(st.sampled_from([day for day in dates if day >= first]), label="to")
+
+        summed = RegistryTotalsStore(store).report(chosen, first, last)
+        assert summed == ledger_report(chosen, store.entries(first, last))

@@ -19,7 +19,6 @@ from ledger_pipeline.api.auth import ReadKey
 from ledger_pipeline.api.errors import ApiError, responses
 from ledger_pipeline.api.models import LedgerSummary, RangeQuery, ReportQuery, ReportRow
 from ledger_pipeline.core.payloads import (
-    ledger_report,
     ledger_summaries,
     report_columns,
     report_csv,
@@ -27,6 +26,7 @@ from ledger_pipeline.core.payloads import (
 from ledger_pipeline.core.registry import Registry
 from ledger_pipeline.errors import UnknownRegistry
 from ledger_pipeline.storage.registries import RegistryStore
+from ledger_pipeline.storage.registry_totals import RegistryTotalsStore
 from ledger_pipeline.storage.store import LedgerStore
 
 logger = logging.getLogger(__name__)
@@ -120,7 +120,7 @@ def _report(request: Request, query: ReportQuery, key_id: str) -> Response:
     _check_range(query, request.app.state.settings.max_days)
     registry = _registry(store, query.registry)
 
-    rows = ledger_report(registry, store.entries(query.date_from, query.date_to))
+    rows = RegistryTotalsStore(store).report(registry, query.date_from, query.date_to)
     logger.info(
         "served a report of %d rows of registry %s, %s..%s, to API key %s in %.3f s",
         len(rows),
