@@ -13,10 +13,10 @@ import sqlalchemy as sa
 
 from ledger_pipeline.storage import tables
 
-# Limitation: the models are read from the repository's `dbt_like_sql/` folder beside the
-# package, so the package works from a checkout (the editable install `scripts/bootstrap`
-# makes), not from a wheel installed elsewhere.
-MODELS_FOLDER = Path(__file__).resolve().parents[2] / "dbt_like_sql"
+# The models live in the repository's top-level `dbt_like_sql/`; the package reaches them through
+# its link `ledger_pipeline/dbt_like_sql`, which a wheel turns into a copy (package data), so
+# the package finds them from a checkout and installed elsewhere alike.
+MODELS_FOLDER = Path(__file__).resolve().parents[1] / "dbt_like_sql"
 
 # Models whose rows are kept in a table, replaced date range by date range.
 MATERIALIZED: dict[str, sa.Table] = {"agg_daily_ledger_totals": tables.daily_ledger_totals}
