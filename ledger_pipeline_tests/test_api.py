@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import warnings
 
 import pytest
@@ -844,6 +845,20 @@ def test_an_unknown_path_is_a_404_in_the_same_shape(api):
         "code": "not_found",
         "message": "there is no /reports: see /docs for the API's paths",
     }
+
+
+@pytest.mark.parametrize("page", ["/docs", "/redoc"])
+def test_the_documentation_pages_load_everything_from_the_server_itself(api, page):
+    response = api.get(page, key=None)
+
+    assert response.status_code == 200
+    loaded = re.findall(r'(?:src|href)="([^"]+)"', response.text)
+    assert any(url.endswith(".js") for url in loaded)
+    assert [url for url in loaded if not url.startswith("/")] == []
+    for url in loaded:
+        asset = api.get(url, key=None)
+        assert (url, asset.status_code) == (url, 200)
+        assert len(asset.content) > 1000
 
 
 def test_a_method_the_path_does_not_take_is_a_405_in_the_same_shape(api):

@@ -17,6 +17,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel
 
 from ledger_pipeline.api import deliveries, errors, registries, reporting
@@ -92,7 +93,9 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         finally:
             store.close()
 
-    app = FastAPI(
+    # The documentation pages (/docs, /redoc) load their scripts from the package, not from a
+    # CDN, so they work on a server without internet access.
+    app = FastAPIOffline(
         title="ledger_pipeline reporting API",
         version="1",
         description=DESCRIPTION,
