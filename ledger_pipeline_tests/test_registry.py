@@ -231,6 +231,16 @@ def test_since_that_is_no_date_is_refused():
     )
 
 
+def test_since_shaped_like_a_date_says_which_part_is_wrong():
+    with pytest.raises(RegistryError) as raised:
+        parse_since("2017-13-01", ZoneInfo("UTC"))
+
+    assert str(raised.value) == (
+        "since '2017-13-01' is not allowed (month must be in 1..12): use a date (YYYY-MM-DD) or "
+        "an ISO 8601 date and time"
+    )
+
+
 # Registry files
 
 

@@ -169,10 +169,12 @@ def parse_since(value: object, timezone: ZoneInfo) -> dt.datetime:
     if isinstance(value, str):
         try:
             value = dt.datetime.fromisoformat(value.strip())
-        except ValueError:
+        except ValueError as error:
+            # Text shaped like a date fails on a part of it (a month 13): say which.
+            reason = f" ({error})" if re.match(r"\d{4}-\d{2}-\d{2}", value.strip()) else ""
             raise RegistryError(
-                f"since {value!r} is not allowed: use a date (YYYY-MM-DD) or an ISO 8601 "
-                "date and time"
+                f"since {value!r} is not allowed{reason}: use a date (YYYY-MM-DD) or an ISO "
+                "8601 date and time"
             ) from None
     if isinstance(value, dt.datetime):
         return value if value.tzinfo is not None else value.replace(tzinfo=timezone)
