@@ -490,6 +490,48 @@ def test_a_version_below_one_is_malformed():
     assert reason_of(raw) == "order.version must be at least 1, got 0"
 
 
+def test_a_version_beyond_32_bits_is_malformed():
+    raw = valid_raw_event()
+    raw["order"]["version"] = 2**31
+
+    assert reason_of(raw) == "order.version must be at most 2147483647, got 2147483648"
+
+
+# Amounts and counts past these would overflow the ledger's 64-bit sums and stop posting.
+@pytest.mark.parametrize(
+    ("key", "value", "reason"),
+    [
+        ("retail", 10**15 + 1, "retail is beyond 1000000000000000 (1000000000000001)"),
+        ("retail", 10**30, "retail is beyond 1000000000000000 (1000000000000000000000000000000)"),
+        ("tax", 10**45, "tax is beyond 1000000000000000 (an integer of 46 digits)"),
+        (
+            "adjustment",
+            -(10**15) - 1,
+            "adjustment is beyond -1000000000000000..1000000000000000 (-1000000000000001)",
+        ),
+        ("quantity", 10**6 + 1, "quantity is beyond 1000000 (1000001)"),
+        ("pax_per_unit", 10**7, "pax_per_unit is beyond 1000000 (10000000)"),
+    ],
+)
+def test_an_amount_or_count_too_large_for_the_ledger_is_malformed(key, value, reason):
+    raw = valid_raw_event()
+    raw["order"]["items"][0][key] = value
+    if key == "retail":
+        raw["order"]["items"][0]["tax"] = 0
+
+    assert reason_of(raw) == f"order.items[0].{reason}"
+
+
+def test_the_largest_amount_and_count_are_valid():
+    raw = valid_raw_event()
+    raw["order"]["items"][0].update(
+        retail=10**15, discount=0, adjustment=-(10**15), tax=0, commission=0, quantity=10**6
+    )
+
+    [line] = parse_event(raw).order.items
+    assert (line.retail, line.adjustment, line.quantity) == (10**15, -(10**15), 10**6)
+
+
 def test_an_order_that_is_not_an_object_is_malformed():
     raw = valid_raw_event()
     raw["order"] = ["not", "an", "object"]
@@ -626,6 +668,19 @@ def test_an_occurred_at_that_is_not_a_timestamp_is_malformed():
 
     assert reason_of(raw) == (
         "occurred_at must be an ISO 8601 timestamp with a UTC offset, got string 'yesterday'"
+    )
+
+
+@pytest.mark.parametrize(
+    "moment",
+    ["9999-12-31T23:59:59+00:00", "0001-01-01T00:00:00+01:00", "9998-12-31T23:59:59-01:00"],
+)
+def test_an_occurred_at_no_time_zone_can_hold_is_malformed(moment):
+    raw = valid_raw_event()
+    raw["occurred_at"] = moment
+
+    assert reason_of(raw) == (
+        f"occurred_at '{moment}' is out of range: the years 2 to 9998 (UTC) are taken"
     )
 
 

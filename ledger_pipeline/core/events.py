@@ -19,6 +19,9 @@ Choices the contract leaves open, fixed here:
 - Timestamps are ISO 8601 / RFC 3339 with seconds and a UTC offset (`Z` or `+01:00`); dates are
   `YYYY-MM-DD`. A JSON object with the same key twice, and NaN or Infinity, are bad JSON.
 - Tags are kept as sorted tuples of unique strings.
+- Amounts, counts, versions and timestamps have bounds (`MAX_AMOUNT`, `MAX_COUNT`,
+  `MAX_VERSION`, the years 2 to 9998): past them the ledger's sums, or the conversion of a moment
+  to the ledger's time zone, would overflow and stop every later event from posting.
 """
 
 from __future__ import annotations
@@ -58,9 +61,12 @@ class Reason:
     FLOAT_AMOUNT = "{path} is a float ({value}): amounts are integers in minor units"
     EMPTY = "{path} is empty or blank"
     NEGATIVE = "{path} is negative ({value})"
+    TOO_LARGE = "{path} is beyond {limit} ({value})"
     VERSION_BELOW_ONE = "{path} must be at least 1, got {value}"
+    VERSION_TOO_LARGE = "{path} must be at most {limit}, got {value}"
     NOT_ONE_OF = "{path} {value} is not one of {choices}"
     NO_UTC_OFFSET = "{path} has no UTC offset: {value}"
+    OUT_OF_RANGE = "{path} {value} is out of range: the years 2 to 9998 (UTC) are taken"
     UNKNOWN_CURRENCY = "{path} {value} is not an ISO 4217 currency with a minor unit"
     PRECISION_MISMATCH = "{path} {value} does not match {currency} ({expected})"
     NEGATIVE_TOTAL = (
@@ -77,6 +83,14 @@ class Reason:
 
 
 _MISSING: Any = object()
+
+# The largest money amount (minor units, either sign) and count (quantity, pax per unit) a line
+# may hold: 10 trillion in a currency of two decimals, a million units. The ledger's sums are
+# 64-bit integers in the database; amounts past these would overflow them and stop posting.
+MAX_AMOUNT = 10**15
+MAX_COUNT = 10**6
+# Versions are 32-bit integers in the database.
+MAX_VERSION = 2**31 - 1
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?(Z|[+-]\d{2}:\d{2})?")
 _SHOWN_TEXT_LENGTH = 40
@@ -285,7 +299,7 @@ def _read_well_formed_order(document: dict[str, Any], event_type: EventType) -> 
     if not (
         _is_text(order_id)
         and type(version) is int
-        and version >= 1
+        and 1 <= version <= MAX_VERSION
         and _is_text(reference)
         and _is_text(destination)
         and type(test) is bool
@@ -388,7 +402,7 @@ def _read_well_formed_cancellation(document: Any) -> Cancellation | None:
     refund_amount = document.get("refund_amount")
     if refund is None:
         return None
-    if refund_amount is not None and not _is_count(refund_amount):
+    if refund_amount is not None and not _is_amount(refund_amount):
         return None
     if (refund is Refund.PARTIAL) != (refund_amount is not None):
         return None
@@ -450,12 +464,12 @@ def _read_well_formed_line(document: Any) -> LineItem | None:
         and _is_count(pax_per_unit)
         and travel_date is not None
         and status is not None
-        and _is_count(retail)
-        and _is_count(discount)
-        and type(adjustment) is int
-        and _is_count(tax)
-        and _is_count(commission)
-        and type(commission_adjustment) is int
+        and _is_amount(retail)
+        and _is_amount(discount)
+        and _is_amount(adjustment, may_be_negative=True)
+        and _is_amount(tax)
+        and _is_amount(commission)
+        and _is_amount(commission_adjustment, may_be_negative=True)
     ):
         return None
 
@@ -499,13 +513,21 @@ def _is_optional_text(value: Any) -> bool:
 
 
 def _is_count(value: Any) -> bool:
-    """An int, not a bool, that is not negative (also a money amount that may not be)."""
-    return type(value) is int and value >= 0
+    """An int, not a bool, from 0 to `MAX_COUNT`."""
+    return type(value) is int and 0 <= value <= MAX_COUNT
+
+
+def _is_amount(value: Any, *, may_be_negative: bool = False) -> bool:
+    """Money in minor units: an int, not a bool, within `MAX_AMOUNT` (and not negative
+    unless allowed)."""
+    if type(value) is not int:
+        return False
+    return -MAX_AMOUNT <= value <= MAX_AMOUNT if may_be_negative else 0 <= value <= MAX_AMOUNT
 
 
 def _well_formed_timestamp(value: Any) -> dt.datetime | None:
     parsed = _parsed_timestamp(value) if type(value) is str else None
-    return None if parsed is _NO_UTC_OFFSET else parsed
+    return None if parsed is _NO_UTC_OFFSET or parsed is _OUT_OF_RANGE else parsed
 
 
 def _well_formed_tags(value: Any) -> tuple[str, ...] | None:
@@ -542,6 +564,10 @@ def _read_order(fields: _Fields, event_type: EventType) -> Order:
     version = fields.integer("version")
     if version < 1:
         raise fields.malformed(Reason.VERSION_BELOW_ONE, "version", value=version)
+    if version > MAX_VERSION:
+        raise fields.malformed(
+            Reason.VERSION_TOO_LARGE, "version", limit=MAX_VERSION, value=_shown(version)
+        )
     reference = fields.text("reference")
     destination = fields.text("destination")
     test = fields.boolean("test", default=False)
@@ -774,7 +800,9 @@ class _Fields:
         """A number of units or people: an integer that is not negative."""
         value = self.integer(key, default=default)
         if value < 0:
-            raise self.malformed(Reason.NEGATIVE, key, value=value)
+            raise self.malformed(Reason.NEGATIVE, key, value=_shown(value))
+        if value > MAX_COUNT:
+            raise self.malformed(Reason.TOO_LARGE, key, limit=MAX_COUNT, value=_shown(value))
         return value
 
     def amount(self, key: str, *, default: int = _MISSING, may_be_negative: bool = False) -> int:
@@ -785,7 +813,10 @@ class _Fields:
         if not _is_integer(value):
             raise self._wrong_type(key, "an integer", value)
         if value < 0 and not may_be_negative:
-            raise self.malformed(Reason.NEGATIVE, key, value=value)
+            raise self.malformed(Reason.NEGATIVE, key, value=_shown(value))
+        if abs(value) > MAX_AMOUNT:
+            limit = f"-{MAX_AMOUNT}..{MAX_AMOUNT}" if may_be_negative else MAX_AMOUNT
+            raise self.malformed(Reason.TOO_LARGE, key, limit=limit, value=_shown(value))
         return value
 
     def optional_amount(self, key: str) -> int | None:
@@ -805,6 +836,8 @@ class _Fields:
         parsed = _parsed_timestamp(value) if isinstance(value, str) else None
         if parsed is _NO_UTC_OFFSET:
             raise self.malformed(Reason.NO_UTC_OFFSET, key, value=_shown(value))
+        if parsed is _OUT_OF_RANGE:
+            raise self.malformed(Reason.OUT_OF_RANGE, key, value=_shown(value))
         if parsed is None:
             raise self._wrong_type(key, "an ISO 8601 timestamp with a UTC offset", value)
         return parsed
@@ -855,6 +888,10 @@ class _Fields:
 # Dates and times repeat across the events of a file, so each text is parsed once.
 _PARSED_CACHE_SIZE = 65536
 _NO_UTC_OFFSET: Any = object()
+_OUT_OF_RANGE: Any = object()
+# Moments a conversion to any time zone (offsets of up to a day) keeps within Python's dates.
+_EARLIEST = dt.datetime(2, 1, 1, tzinfo=dt.UTC)
+_LATEST = dt.datetime(9998, 12, 31, 23, 59, 59, 999999, tzinfo=dt.UTC)
 
 
 @functools.lru_cache(maxsize=_PARSED_CACHE_SIZE)
@@ -871,16 +908,18 @@ def _parsed_date(value: str) -> dt.date | None:
 @functools.lru_cache(maxsize=_PARSED_CACHE_SIZE)
 def _parsed_timestamp(value: str) -> dt.datetime | None:
     """The moment an ISO 8601 text with a UTC offset names; `_NO_UTC_OFFSET` when it has no
-    offset, None when it is not a timestamp."""
+    offset, `_OUT_OF_RANGE` when it is too near the ends of Python's dates to be put in a time
+    zone, None when it is not a timestamp."""
     match = _TIMESTAMP.fullmatch(value)
     if match is None:
         return None
     if match.group(1) is None:
         return _NO_UTC_OFFSET
     try:
-        return dt.datetime.fromisoformat(value)
+        moment = dt.datetime.fromisoformat(value)
     except ValueError:
         return None
+    return moment if _EARLIEST <= moment <= _LATEST else _OUT_OF_RANGE
 
 
 @functools.cache
@@ -919,6 +958,8 @@ def _shown(value: Any) -> str:
         if len(value) > _SHOWN_TEXT_LENGTH:
             return repr(value[:_SHOWN_TEXT_LENGTH] + "...")
         return repr(value)
+    if isinstance(value, int) and abs(value) >= 10**_SHOWN_TEXT_LENGTH:
+        return f"an integer of {len(str(abs(value)))} digits"
     return repr(value)
 
 
