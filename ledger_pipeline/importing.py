@@ -16,18 +16,30 @@ from ledger_pipeline.storage.store import LandingReport, LedgerStore
 
 logger = logging.getLogger(__name__)
 
+GZIP_MAGIC = b"\x1f\x8b"
+
 
 def land_file(store: LedgerStore, path: Path) -> LandingReport:
     """Lands every non-blank line of a JSON Lines file, in file order.
 
     Raises:
-        InputFileError: the file cannot be opened or read.
+        InputFileError: the file cannot be opened or read, or is gzip-compressed (its bytes
+            would land as thousands of lines of bad JSON).
     """
     try:
         handle = path.open("rb")
     except OSError as error:
         raise InputFileError(f"cannot read {path}: {error.strerror or error}") from error
     with handle:
+        try:
+            compressed = handle.peek(len(GZIP_MAGIC))[: len(GZIP_MAGIC)] == GZIP_MAGIC
+        except OSError as error:
+            raise InputFileError(f"cannot read {path}: {error.strerror or error}") from error
+        if compressed:
+            raise InputFileError(
+                f"{path} is gzip-compressed, and JSON Lines are read as plain text: for the "
+                "hotel bookings CSV give --format hotel-bookings, else gunzip the file first"
+            )
         return store.land(file_records(path.name, handle))
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gzip
+
 import pytest
 from typer.testing import CliRunner
 
@@ -76,6 +78,48 @@ def test_importing_a_missing_file_fails_with_one_line(ledger, tmp_path):
     assert result.exit_code == 1
     missing = tmp_path / "missing.jsonl"
     assert result.stderr == f"error: cannot read {missing}: No such file or directory\n"
+
+
+def test_importing_a_gzipped_file_as_json_lines_fails_with_one_line_and_lands_nothing(
+    ledger, tmp_path
+):
+    path = tmp_path / "orders.jsonl.gz"
+    path.write_bytes(gzip.compress("\n".join(jsonl(raw_event("evt-1"))).encode()))
+
+    result = ledger("import", str(path))
+
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"error: {path} is gzip-compressed, and JSON Lines are read as plain text: for the "
+        "hotel bookings CSV give --format hotel-bookings, else gunzip the file first\n"
+    )
+    assert "events: 0 landed" in ledger("status").stdout
+
+
+def test_an_amount_or_a_moment_the_ledger_cannot_hold_is_quarantined_and_the_rest_post(
+    ledger, tmp_path
+):
+    huge = raw_event("evt-2", "order-2", retail=10**30, tax=0)
+    far = raw_event("evt-3", "order-3", occurred_at="9999-12-31T23:59:59+00:00")
+    path = write_lines(
+        tmp_path / "orders.jsonl", raw_event("evt-1"), huge, far, raw_event("evt-4", "order-4")
+    )
+
+    landed = ledger("import", str(path))
+    posted = ledger("post")
+
+    assert landed.stdout.splitlines() == [
+        "orders.jsonl: 2 accepted, 0 duplicate, 0 stale, 2 quarantined",
+        "  line 2: quarantined (event evt-2): "
+        "order.items[0].retail is beyond 1000000000000000 (1000000000000000000000000000000)",
+        "  line 3: quarantined (event evt-3): "
+        "occurred_at '9999-12-31T23:59:59+00:00' is out of range: the years 2 to 9998 (UTC) are "
+        "taken",
+    ]
+    assert posted.exit_code == 0, posted.output
+    # Two orders of 22.00 each: Dr cash 22.00, Cr deferred_revenue 20.00, Cr tax 2.00.
+    assert posted.stdout.splitlines()[0] == "posted 2 events: 6 entries"
+    assert posted.stdout.splitlines()[-1] == "  EUR: debit 44.00, credit 44.00"
 
 
 def test_importing_a_folder_fails_with_one_line(ledger, tmp_path):
