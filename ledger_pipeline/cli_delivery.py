@@ -16,7 +16,7 @@ from ledger_pipeline.delivery.worker import (
     deliver_pass,
 )
 from ledger_pipeline.errors import DeliveryError
-from ledger_pipeline.storage.deliveries import Delivery, DeliveryStore
+from ledger_pipeline.storage.deliveries import MAX_DELIVERY_ID, Delivery, DeliveryStore
 
 deliveries_app = typer.Typer(
     help="Webhook deliveries: list them, show their attempts, replay or skip them.",
@@ -33,7 +33,8 @@ class StatusChoice(StrEnum):
 
 
 DeliveryIds = Annotated[
-    list[int] | None, typer.Argument(metavar="ID...", help="Delivery ids (see `list`).")
+    list[int] | None,
+    typer.Argument(metavar="ID...", min=1, max=MAX_DELIVERY_ID, help="Delivery ids (see `list`)."),
 ]
 RegistryFilter = Annotated[
     str | None, typer.Option("--registry", metavar="NAME", help="Only this registry's.")
@@ -86,7 +87,9 @@ def deliveries_list(
         typer.Option("--status", help="Only these (failing: pending after a failed attempt)."),
     ] = None,
     registry: RegistryFilter = None,
-    limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many.")] = 50,
+    limit: Annotated[
+        int, typer.Option("--limit", min=1, max=MAX_DELIVERY_ID, help="At most this many.")
+    ] = 50,
 ) -> None:
     """List deliveries, newest first: id, registry, order and version, status, attempts."""
     with user_errors(), open_store() as store:
@@ -103,7 +106,9 @@ def deliveries_list(
 
 @deliveries_app.command("show")
 def deliveries_show(
-    delivery_id: Annotated[int, typer.Argument(metavar="ID", help="The delivery's id.")],
+    delivery_id: Annotated[
+        int, typer.Argument(metavar="ID", min=1, max=MAX_DELIVERY_ID, help="The delivery's id.")
+    ],
 ) -> None:
     """Show a delivery and every attempt: status, latency, the start of the response, error."""
     with user_errors(), open_store() as store:
@@ -164,7 +169,10 @@ def deliveries_replay(
 @deliveries_app.command("skip")
 def deliveries_skip(
     delivery_ids: Annotated[
-        list[int], typer.Argument(metavar="ID...", help="Delivery ids (see `list`).")
+        list[int],
+        typer.Argument(
+            metavar="ID...", min=1, max=MAX_DELIVERY_ID, help="Delivery ids (see `list`)."
+        ),
     ],
 ) -> None:
     """Give up on pending or dead deliveries: they are not sent, and the later versions of

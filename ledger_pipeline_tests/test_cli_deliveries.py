@@ -152,6 +152,24 @@ def test_show_prints_every_attempt_and_never_the_secret(ledger, posted, webhook_
     assert "whsec_" not in result.stdout
 
 
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("deliveries", "show", "2147483648"),
+        ("deliveries", "skip", "99999999999999999999999"),
+        ("deliveries", "replay", "1", "99999999999999999999999"),
+        ("deliveries", "list", "--limit", "99999999999999999999999"),
+    ],
+)
+def test_an_id_or_limit_past_the_largest_id_is_a_usage_error(ledger, command):
+    result = ledger(*command)
+
+    assert result.exit_code == 2
+    # The message as one line: the error box wraps it.
+    message = " ".join(result.stderr.replace("│", " ").split())
+    assert "Input should be less than or equal to 2147483647" in message
+
+
 def test_show_of_an_unknown_delivery_is_an_error_naming_it(ledger):
     result = ledger("deliveries", "show", "999")
 

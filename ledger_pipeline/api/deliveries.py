@@ -21,17 +21,14 @@ from ledger_pipeline.api.models import (
 )
 from ledger_pipeline.api.reporting import unknown_registry
 from ledger_pipeline.errors import DeliveryError, UnknownRegistry
-from ledger_pipeline.storage.deliveries import DeliveryDetail, DeliveryStore
+from ledger_pipeline.storage.deliveries import MAX_DELIVERY_ID, DeliveryDetail, DeliveryStore
 from ledger_pipeline.storage.store import LedgerStore
 
 logger = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/deliveries", tags=["deliveries"])
 
-# The largest id the deliveries table holds (a 32-bit INTEGER on PostgreSQL).
-MAX_ID = 2**31 - 1
-
-DeliveryId = Annotated[int, Path(ge=1, le=MAX_ID, description="The delivery's id.")]
+DeliveryId = Annotated[int, Path(ge=1, le=MAX_DELIVERY_ID, description="The delivery's id.")]
 _ERRORS = responses(401, 403, 404, 409, 422, 503)
 
 

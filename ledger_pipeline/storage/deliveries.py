@@ -54,6 +54,10 @@ from ledger_pipeline.storage.store import (
 
 logger = logging.getLogger(__name__)
 
+# The largest delivery id (a 32-bit INTEGER on PostgreSQL): a larger one names no delivery and
+# cannot even be bound as a query parameter.
+MAX_DELIVERY_ID = 2**31 - 1
+
 PENDING = "pending"
 SUCCEEDED = "succeeded"
 DEAD = "dead"
