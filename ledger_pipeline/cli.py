@@ -9,6 +9,8 @@ its detail goes to the log (`--log-level debug` shows it).
 import datetime as dt
 import json
 import logging
+import shutil
+import sys
 import warnings
 from enum import StrEnum
 from pathlib import Path
@@ -264,7 +266,10 @@ def materialize(
                 f"run {outcome.run_id} {outcome.date_from}..{outcome.date_to}: {state}, "
                 f"{outcome.entries} entries"
             )
-    typer.echo(f"open the Dagster UI: DAGSTER_HOME={dagster_home()} dagster dev -w workspace.yaml")
+    typer.echo(
+        f"open the Dagster UI: DAGSTER_HOME={dagster_home()} {_dagster_command()} dev "
+        "-w workspace.yaml"
+    )
     if not all(outcome.success for outcome in outcomes):
         typer.echo("error: a run failed; its checks and logs are in the Dagster UI", err=True)
         raise typer.Exit(1)
@@ -694,6 +699,15 @@ def report(
 # Helpers
 
 
+def _dagster_command() -> str:
+    """`dagster` as the user's shell can run it: by name when it is on the PATH, else the one
+    installed beside this Python (a virtual environment that is not activated)."""
+    beside = Path(sys.executable).with_name("dagster")
+    if shutil.which("dagster") or not beside.exists():
+        return "dagster"
+    return str(beside)
+
+
 def _as_date(value: object) -> dt.date | None:
     """A date read from a SQL model (SQLite gives ISO text for an aggregate)."""
     if value is None or isinstance(value, dt.date):
@@ -764,6 +778,10 @@ def _read_yaml(path: Path) -> object:
         text = path.read_text(encoding="utf-8")
     except OSError as error:
         raise RegistryError(f"cannot read {path}: {error.strerror or error}") from None
+    except UnicodeDecodeError as error:
+        raise RegistryError(
+            f"{path} is not UTF-8 text (byte {error.start}): a registry file is YAML in UTF-8"
+        ) from None
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as error:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import shutil
 from pathlib import Path
 
 import pytest
@@ -96,6 +97,11 @@ def test_materialize_runs_the_assets_through_dagster_in_few_runs(ledger, tmp_pat
     assert [line.split()[4] for line in runs] == ["3", "3"]
     assert "  EUR: 6 entries, debit 44.00, credit 44.00: balanced" in status.stdout
     assert (tmp_path / "dagster").is_dir()
+    # The command it prints for the UI runs as given, activated virtual environment or not.
+    ui = result.stdout.splitlines()[-1]
+    assert ui.startswith(f"open the Dagster UI: DAGSTER_HOME={tmp_path / 'dagster'} ")
+    assert ui.endswith(" dev -w workspace.yaml")
+    assert shutil.which(ui.split()[-4]) is not None
 
 
 def test_materialize_without_events_says_what_to_do(ledger):

@@ -327,6 +327,18 @@ def test_apply_of_a_bad_file_changes_nothing(ledger, tmp_path):
     assert ledger("registry", "list").stdout == "no registries\n"
 
 
+def test_apply_of_a_file_that_is_not_utf8_text(ledger, tmp_path):
+    path = tmp_path / "registries.yaml"
+    path.write_bytes(b"registries:\n  - name: caf\xe9\n")
+
+    result = ledger("registry", "apply", str(path))
+
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"error: {path} is not UTF-8 text (byte 25): a registry file is YAML in UTF-8\n"
+    )
+
+
 def test_apply_of_a_file_that_is_not_yaml(ledger, tmp_path):
     path = tmp_path / "registries.yaml"
     path.write_text("registries: [\n")
