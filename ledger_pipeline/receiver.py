@@ -138,6 +138,11 @@ class Receiver:
             raise ConfigurationError(f"the fail rate {fail_rate} is not between 0 and 1")
         self._fail_rate = fail_rate
         self._random = random.Random(seed)  # noqa: S311 (chooses failures to rehearse, not keys)
+        # Opened now, so that a file it cannot write stops it before the first delivery.
+        try:
+            out.open("a", encoding="utf-8").close()
+        except OSError as error:
+            raise ConfigurationError(f"cannot write {out}: {error.strerror or error}") from None
         self._out = out
         self._book = BeancountBook(beancount, timezone or ZoneInfo("UTC")) if beancount else None
         # Limitation: the keys seen are read back from the beancount file only; without one, a
@@ -233,11 +238,24 @@ class BeancountBook:
     """
 
     def __init__(self, path: Path, timezone: ZoneInfo):
+        """Raises:
+        ConfigurationError: the file cannot be read or written, or holds text that another
+            program wrote (the transactions appended would not check against it).
+        """
         self.path = path
         self.timezone = timezone
-        text = path.read_text(encoding="utf-8") if path.exists() else ""
-        if not text.strip():
-            path.write_text("\n".join(BEANCOUNT_HEADER) + "\n", encoding="utf-8")
+        try:
+            text = path.read_text(encoding="utf-8") if path.exists() else ""
+            if not text.strip():
+                path.write_text("\n".join(BEANCOUNT_HEADER) + "\n", encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            reason = getattr(error, "strerror", None) or "not UTF-8 text"
+            raise ConfigurationError(f"cannot use {path} as the beancount file: {reason}") from None
+        if text.strip() and not text.startswith(BEANCOUNT_HEADER[0]):
+            raise ConfigurationError(
+                f"{path} was not written by `ledger-pipeline receive`: give a new file, so that "
+                "what the receiver books checks on its own"
+            )
         self.booked = set(_BOOKED_KEY.findall(text)) | set(_BOOKED_WEBHOOK_ID.findall(text))
         self._currencies = set(_COMMODITY.findall(text))
 

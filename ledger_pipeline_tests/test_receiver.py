@@ -471,6 +471,34 @@ def test_receive_with_a_bad_secret_exits_with_one_line(tmp_path):
     )
 
 
+def test_receive_with_an_out_file_it_cannot_write_does_not_start(tmp_path):
+    out = tmp_path / "missing" / "out.jsonl"
+
+    result = CliRunner().invoke(
+        app, ["receive", "--secret", SECRET, "--out", str(out), "--port", "0"]
+    )
+
+    assert result.exit_code == 1
+    assert result.stderr == f"error: cannot write {out}: No such file or directory\n"
+
+
+def test_receive_refuses_a_beancount_file_another_program_wrote(tmp_path):
+    book = tmp_path / "books.beancount"
+    book.write_text("2020-01-01 open Assets:Bank\n")
+    out = str(tmp_path / "out.jsonl")
+
+    result = CliRunner().invoke(
+        app, ["receive", "--secret", SECRET, "--out", out, "--beancount", str(book), "--port", "0"]
+    )
+
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"error: {book} was not written by `ledger-pipeline receive`: give a new file, so that "
+        "what the receiver books checks on its own\n"
+    )
+    assert book.read_text() == "2020-01-01 open Assets:Bank\n"
+
+
 def test_receive_serves_until_interrupted_and_prints_the_counts(tmp_path, monkeypatch):
     import http.server
 
