@@ -480,6 +480,7 @@ def registry_create(
             )
         )
     typer.echo(f"created registry {registry.name}")
+    _print_queued(registries.queued, registry)
     if secret is None:
         typer.echo(f"secret: {registry.secret}")
         typer.echo("(shown once: keep it where the receiver can verify signatures)")
@@ -578,6 +579,7 @@ def registry_update(
     ]
     if changed:
         typer.echo(f"updated registry {name}: {', '.join(changed)}")
+        _print_queued(registries.queued, after)
     else:
         typer.echo(f"registry {name} unchanged")
 
@@ -602,8 +604,13 @@ def registry_disable(name: RegistryName) -> None:
 def registry_delete(name: RegistryName) -> None:
     """Delete a registry."""
     with user_errors(), open_store() as store:
-        RegistryStore(store).delete(name)
-    typer.echo(f"deleted registry {name}")
+        registries = RegistryStore(store)
+        registries.delete(name)
+    deleted = registries.deleted
+    typer.echo(
+        f"deleted registry {name} and its {_count(sum(deleted.values()), 'delivery', 'deliveries')}"
+        f" ({deleted.get('pending', 0)} pending)"
+    )
 
 
 @registry_app.command("rotate-secret")
@@ -639,6 +646,8 @@ def registry_apply(
         document = _read_yaml(path)
         with open_store() as store:
             changes = RegistryStore(store).apply(document)
+    if not changes:
+        typer.echo(f"no registries in {path}: nothing to apply")
     for change in changes:
         if change.action == CREATED:
             typer.echo(f"{change.name}: created")
@@ -648,6 +657,8 @@ def registry_apply(
             typer.echo(f"{change.name}: unchanged")
         else:
             typer.echo(f"{change.name}: updated {', '.join(change.fields)}")
+        if change.registry is not None:
+            _print_queued(change.queued, change.registry, indent="  ")
 
 
 # Payloads
@@ -697,6 +708,20 @@ def report(
 
 
 # Helpers
+
+
+def _print_queued(queued: int, registry: Registry, indent: str = "") -> None:
+    """Says how many deliveries of earlier events a registry change queued: a `since` in the
+    past takes that history, which may be far more than meant."""
+    if queued:
+        typer.echo(
+            f"{indent}queued {_count(queued, 'delivery', 'deliveries')} of events posted since "
+            f"{moment_text(registry.since)}: `ledger-pipeline deliver` sends them"
+        )
+
+
+def _count(number: int, one: str, many: str) -> str:
+    return f"{number} {one if number == 1 else many}"
 
 
 def _dagster_command() -> str:

@@ -245,6 +245,36 @@ def test_update_without_a_field_is_refused(ledger):
     assert result.stderr == "error: nothing to update: give a field to change (see --help)\n"
 
 
+def test_a_since_in_the_past_says_how_many_deliveries_it_queued_and_delete_how_many_went(
+    ledger, posted, tmp_path
+):
+    posted(raw_event("evt-1"), raw_event("evt-2", "order-2"))
+    queued = "queued 2 deliveries of events posted since 2024-11-01T00:00:00Z: "
+    queued += "`ledger-pipeline deliver` sends them"
+    path = tmp_path / "registries.yaml"
+    path.write_text(f"- name: audit\n  url: {URL}\n  since: 2024-11-01\n  secret: {SECRET}\n")
+
+    created = ledger("registry", "create", "books", "--url", URL, "--since", "2024-11-01")
+    updated = ledger("registry", "update", "books", "--destination", "Krno")
+    applied = ledger("registry", "apply", str(path))
+    deleted = ledger("registry", "delete", "books")
+
+    # Both events were posted just now, after 2024-11-01: each gets a delivery per registry.
+    assert created.stdout.splitlines()[:2] == ["created registry books", queued]
+    assert updated.stdout == "updated registry books: destinations\n"
+    assert applied.stdout.splitlines() == ["audit: created", f"  {queued}"]
+    assert deleted.stdout == "deleted registry books and its 2 deliveries (2 pending)\n"
+
+
+def test_apply_of_a_file_without_registries_says_so(ledger, tmp_path):
+    path = tmp_path / "registries.yaml"
+    path.write_text("registries: []\n")
+
+    result = ledger("registry", "apply", str(path))
+
+    assert (result.exit_code, result.stdout) == (0, f"no registries in {path}: nothing to apply\n")
+
+
 def test_disable_enable_and_delete(ledger):
     ledger("registry", "create", "books", "--url", URL)
 
@@ -252,7 +282,9 @@ def test_disable_enable_and_delete(ledger):
     assert ledger("registry", "list").stdout.startswith("books: disabled, ")
     assert ledger("registry", "enable", "books").stdout == "enabled registry books\n"
     assert ledger("registry", "list").stdout.startswith("books: enabled, ")
-    assert ledger("registry", "delete", "books").stdout == "deleted registry books\n"
+    assert ledger("registry", "delete", "books").stdout == (
+        "deleted registry books and its 0 deliveries (0 pending)\n"
+    )
     assert ledger("registry", "list").stdout == "no registries\n"
 
 

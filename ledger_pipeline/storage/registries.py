@@ -52,7 +52,8 @@ class RegistryChange:
     """What `apply` did to one registry of the file.
 
     `action` is created, updated or unchanged; `fields` names the fields an update changed;
-    `secret_generated` is true when a created registry's secret was generated, not given.
+    `secret_generated` is true when a created registry's secret was generated, not given;
+    `queued` counts the deliveries of earlier events the change queued (see `queue_backlog`).
     """
 
     name: str
@@ -60,16 +61,25 @@ class RegistryChange:
     fields: tuple[str, ...] = ()
     registry: Registry | None = None
     secret_generated: bool = False
+    queued: int = 0
 
 
 class RegistryStore(StoreTransactions):
-    """The registries of one ledger."""
+    """The registries of one ledger.
+
+    What the last change through this object did to deliveries, for a caller to report:
+    `queued`, the deliveries of earlier events that `create` or `update` queued (a `since` in
+    the past takes history: a date is read as a posting time, so it can take thousands), and
+    `deleted`, the deliveries per status that `delete` removed with the registry.
+    """
 
     records = "registries"
 
     def __init__(self, store: LedgerStore):
         super().__init__(store)
         self.timezone: ZoneInfo = store.timezone
+        self.queued = 0
+        self.deleted: dict[str, int] = {}
 
     def create(self, registry: Registry) -> Registry:
         """Stores a new registry. Events posted since its `since` (when that is before now: the
@@ -82,7 +92,7 @@ class RegistryStore(StoreTransactions):
             if _read(connection, registry.name) is not None:
                 raise _exists(registry.name)
             _insert(connection, registry)
-            queue_backlog(connection, registry, _now())
+            self.queued = queue_backlog(connection, registry, _now())
         logger.info("created registry %s", registry.name)
         return registry
 
@@ -116,13 +126,14 @@ class RegistryStore(StoreTransactions):
                     f"{', '.join(UPDATABLE_FIELDS)}"
                 )
         now = now or _now()
+        self.queued = 0
         with self._writing() as connection:
             stored = _read_for_update(connection, name)
             registry, changed = _changed(stored, changes, now)
             if changed:
                 _write(connection, registry)
             if set(changed) & set(DELIVERY_FIELDS):
-                queue_backlog(connection, registry, now)
+                self.queued = queue_backlog(connection, registry, now)
         if changed:
             logger.info("updated registry %s: %s", name, ", ".join(changed))
         return registry
@@ -146,6 +157,7 @@ class RegistryStore(StoreTransactions):
             registry = _read_for_update(connection, name)
             deleted = delete_deliveries(connection, name)
             connection.execute(tables.registries.delete().where(tables.registries.c.name == name))
+        self.deleted = dict(deleted)
         logger.info(
             "deleted registry %s and its %d deliveries (%d pending)",
             name,
@@ -224,9 +236,13 @@ def _apply_one(
     if stored is None:
         registry = Registry(**definition, created_at=now)
         _insert(connection, registry)
-        queue_backlog(connection, registry, now)
+        queued = queue_backlog(connection, registry, now)
         return RegistryChange(
-            name, CREATED, registry=registry, secret_generated="secret" not in definition
+            name,
+            CREATED,
+            registry=registry,
+            secret_generated="secret" not in definition,
+            queued=queued,
         )
 
     wanted = {
@@ -242,9 +258,10 @@ def _apply_one(
     if not changed:
         return RegistryChange(name, UNCHANGED, registry=registry)
     _write(connection, registry)
+    queued = 0
     if set(changed) & set(DELIVERY_FIELDS):
-        queue_backlog(connection, registry, now)
-    return RegistryChange(name, UPDATED, changed, registry=registry)
+        queued = queue_backlog(connection, registry, now)
+    return RegistryChange(name, UPDATED, changed, registry=registry, queued=queued)
 
 
 def _changed(
