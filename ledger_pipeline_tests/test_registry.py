@@ -72,6 +72,17 @@ def registry(**fields) -> Registry:
             "url 'https://books.example:port/' is not allowed: use an http:// or https:// URL "
             "with a host",
         ),
+        (
+            {"url": "https://ops:hunter2@books.example/hooks"},
+            "url 'https://***@books.example/hooks' is not allowed: it holds a user name or "
+            "password, which would be shown wherever the URL is; give it without them "
+            "(receivers check the signature instead)",
+        ),
+        (
+            {"url": "ftp://ops:hunter2@books.example:port/"},
+            "url 'ftp://***@books.example:port/' is not allowed: use an http:// or https:// URL "
+            "with a host",
+        ),
         ({"destinations": "Krno"}, "destinations must be a list, not 'Krno'"),
         ({"destinations": ("Krno", "")}, "destination '' is not allowed: use a non-empty name"),
         ({"destinations": ("Krno", "Krno")}, "destination 'Krno' is given twice"),

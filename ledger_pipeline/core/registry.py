@@ -34,6 +34,8 @@ from ledger_pipeline.core.posting import ACCOUNTS, COLUMNS, TOTALS, LedgerEntry
 from ledger_pipeline.errors import RegistryError
 
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
+# The user name and password of a URL: from after the scheme to the last '@' before the path.
+_USERINFO = re.compile(r"^([^:/?#]*://)[^/?#]*@")
 DEFAULT_TOTALS = ("debit", "credit")
 SECRET_PREFIX = "whsec_"  # noqa: S105 (the prefix of every secret, not a secret)
 SECRET_BYTES = 32
@@ -261,15 +263,31 @@ def _name(value: object) -> str:
 def _url(value: object) -> str:
     allowed = "use an http:// or https:// URL with a host"
     if not isinstance(value, str) or value != value.strip() or any(c.isspace() for c in value):
-        raise RegistryError(f"url {value!r} is not allowed: {allowed}")
+        raise RegistryError(f"url {_masked(value)!r} is not allowed: {allowed}")
     try:
         parts = urlsplit(value)
         parts.port  # noqa: B018 (a bad port raises ValueError here)
     except ValueError:
-        raise RegistryError(f"url {value!r} is not allowed: {allowed}") from None
+        raise RegistryError(f"url {_masked(value)!r} is not allowed: {allowed}") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise RegistryError(f"url {value!r} is not allowed: {allowed}")
+        raise RegistryError(f"url {_masked(value)!r} is not allowed: {allowed}")
+    if "@" in parts.netloc:
+        # The URL is shown by `registry list`, the API and the delivery log: no place for a
+        # password. The signature is what proves a delivery to its receiver.
+        raise RegistryError(
+            f"url {_masked(value)!r} is not allowed: it holds a user name or password, which "
+            "would be shown wherever the URL is; give it without them (receivers check the "
+            "signature instead)"
+        )
     return value
+
+
+def _masked(value: object) -> object:
+    """A URL with what stands before an '@' of its host part (a user name, a password) hidden,
+    so that an error message never repeats a password."""
+    if not isinstance(value, str):
+        return value
+    return _USERINFO.sub(r"\1***@", value)
 
 
 def _unique(what: str, values: object, allowed: tuple[str, ...] | None) -> tuple[str, ...]:
