@@ -604,6 +604,30 @@ def test_update_of_a_field_that_is_not_one_is_a_422(api):
     )
 
 
+def test_an_update_without_a_field_is_a_422_and_changes_nothing(api):
+    before = api.add_registry()
+
+    response = api.patch("/registries/books", json={})
+
+    assert response.status_code == 422
+    assert error_of(response) == {
+        "code": "invalid_registry",
+        "message": "nothing to update: give a field to change",
+    }
+    assert RegistryStore(api.store).get("books") == before
+
+
+@pytest.mark.parametrize("flag", ["yes", 1, "true"])
+def test_a_flag_that_is_not_a_json_boolean_is_a_422(api, flag):
+    api.add_registry()
+
+    response = api.patch("/registries/books", json={"include_test": flag})
+
+    assert response.status_code == 422
+    assert "include_test" in error_of(response)["message"]
+    assert RegistryStore(api.store).get("books").include_test is False
+
+
 def test_enable_and_disable_switch_the_registry(api):
     api.add_registry()
 

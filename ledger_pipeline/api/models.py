@@ -12,7 +12,7 @@ import datetime as dt
 import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool
 
 from ledger_pipeline.core.model import EventType
 from ledger_pipeline.core.posting import ACCOUNTS, COLUMNS, TOTALS
@@ -229,9 +229,10 @@ class RegistryDefinition(BaseModel):
     entry_types: list[Account] = Field([], description="Empty: every account.")
     group_by: list[Column] = Field([], description="In this order; it orders a report's rows.")
     totals: list[Total] = Field([], description="Empty: debit and credit.")
-    include_test: bool = False
+    # Strict: "yes" or 1 for a flag is a mistake to report, as a registry file reports it.
+    include_test: StrictBool = False
     since: str | None = _SINCE
-    enabled: bool = True
+    enabled: StrictBool = True
     secret: str | None = _SECRET
 
 
@@ -247,7 +248,7 @@ class RegistryChanges(BaseModel):
     entry_types: list[Account] | None = None
     group_by: list[Column] | None = None
     totals: list[Total] | None = None
-    include_test: bool | None = None
+    include_test: StrictBool | None = None
     since: str | None = _SINCE
     secret: str | None = _SECRET
 

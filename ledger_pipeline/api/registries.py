@@ -123,6 +123,9 @@ def update_registry(
     valid for 24 hours) and is not echoed."""
     registries = _registries(request)
     fields = changes.model_dump(exclude_none=True)
+    if not fields:
+        _get(request, name)  # an unknown registry is a 404 first
+        raise RegistryError("nothing to update: give a field to change")
     if "since" in fields:
         fields["since"] = parse_since(fields["since"], registries.timezone)
     try:
