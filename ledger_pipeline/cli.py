@@ -475,7 +475,7 @@ def registry_create(
                 group_by=tuple(group_by or ()),
                 totals=tuple(totals or ()),
                 include_test=include_test,
-                since=parse_since(since, store.timezone) if since else None,
+                since=parse_since(since, store.timezone) if since is not None else None,
                 secret=secret,
             )
         )
@@ -556,7 +556,7 @@ def registry_update(
             "group_by": tuple(group_by) if group_by else None,
             "totals": tuple(totals) if totals else None,
             "include_test": include_test,
-            "since": parse_since(since, store.timezone) if since else None,
+            "since": parse_since(since, store.timezone) if since is not None else None,
             "secret": secret,
         }
         for field_name, value in given.items():

@@ -145,7 +145,11 @@ def receive(
     """Receive webhook deliveries: verify each with the standardwebhooks package, answer, and
     append it to FILE (see docs/api.md). Ctrl-C stops it and prints the counts."""
     with user_errors():
-        zone = timezone_named(timezone) if timezone else Settings.from_environment().timezone
+        zone = (
+            timezone_named(timezone, "--timezone")
+            if timezone
+            else Settings.from_environment().timezone
+        )
         receiver = webhook_receiver.Receiver(
             secret, out, beancount=beancount, fail_rate=fail_rate, seed=seed, timezone=zone
         )

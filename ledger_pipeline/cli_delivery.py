@@ -163,7 +163,7 @@ def deliveries_replay(
                 registry=registry,
                 status=status.value if status else None,
             )
-    typer.echo(f"replayed {replayed} deliveries: run `ledger-pipeline deliver` to send them")
+    typer.echo(f"replayed {_deliveries(replayed)}: run `ledger-pipeline deliver` to send them")
 
 
 @deliveries_app.command("skip")
@@ -179,7 +179,10 @@ def deliveries_skip(
     their order go out without them."""
     with user_errors(), open_store() as store:
         skipped = DeliveryStore(store).skip(delivery_ids)
-    typer.echo(f"skipped {skipped} deliveries")
+    already = len(set(delivery_ids)) - skipped
+    typer.echo(
+        f"skipped {_deliveries(skipped)}" + (f" ({already} skipped already)" if already else "")
+    )
 
 
 def report_lines(report: DeliveryPassReport) -> list[str]:
@@ -229,3 +232,7 @@ def _one_line(text: str, limit: int = 200) -> str:
 
 def _attempts(count: int) -> str:
     return "1 attempt" if count == 1 else f"{count} attempts"
+
+
+def _deliveries(count: int) -> str:
+    return f"{count} {'delivery' if count == 1 else 'deliveries'}"

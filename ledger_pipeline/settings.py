@@ -47,17 +47,22 @@ class Settings:
         return cls(database_url=_checked_url(database_url), timezone=timezone_named(timezone_name))
 
 
-def timezone_named(name: str) -> ZoneInfo:
+def timezone_named(name: str, given_as: str = TIMEZONE_VARIABLE) -> ZoneInfo:
     """The IANA time zone of that name.
 
+    Args:
+        name: the time zone's name.
+        given_as: where the name came from (a variable or an option), for the message.
+
     Raises:
-        ConfigurationError: no such time zone; the message names the variable and the value.
+        ConfigurationError: no such time zone; the message names where it came from and the
+            value.
     """
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, OSError):
         raise ConfigurationError(
-            f"{TIMEZONE_VARIABLE}={name!r} is not an IANA time zone name "
+            f"{given_as}={name!r} is not an IANA time zone name "
             "(for example Europe/Vienna, America/New_York or UTC)"
         ) from None
 

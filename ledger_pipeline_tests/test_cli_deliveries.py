@@ -189,9 +189,7 @@ def test_replay_by_registry_and_status_then_deliver(
     replayed = ledger("deliveries", "replay", "--registry", "books", "--status", "dead")
     delivered = ledger("deliver")
 
-    assert replayed.stdout == (
-        "replayed 1 deliveries: run `ledger-pipeline deliver` to send them\n"
-    )
+    assert replayed.stdout == ("replayed 1 delivery: run `ledger-pipeline deliver` to send them\n")
     assert delivered.stdout.splitlines()[1] == "  books: sent 2, succeeded 2, retried 0, dead 0"
     assert delivery_ids(database_url, "succeeded") == sorted([dead, dead + 1])
 
@@ -201,8 +199,12 @@ def test_replay_by_id_and_skip_by_id(ledger, posted, make_dead, database_url):
     make_dead()
     [dead] = delivery_ids(database_url, "dead")
 
-    assert ledger("deliveries", "skip", str(dead)).stdout == "skipped 1 deliveries\n"
-    assert ledger("deliveries", "replay", str(dead)).stdout.startswith("replayed 1 deliveries")
+    assert ledger("deliveries", "skip", str(dead)).stdout == "skipped 1 delivery\n"
+    assert (
+        ledger("deliveries", "skip", str(dead)).stdout
+        == "skipped 0 deliveries (1 skipped already)\n"
+    )
+    assert ledger("deliveries", "replay", str(dead)).stdout.startswith("replayed 1 delivery:")
     assert delivery_ids(database_url, "pending") == [dead, dead + 1, dead + 2]
 
 
@@ -222,6 +224,15 @@ def test_replay_with_ids_and_a_filter_is_an_error(ledger):
 
     assert result.exit_code == 1
     assert result.stderr == "error: give delivery ids or --registry/--status, not both\n"
+
+
+def test_replay_of_pending_deliveries_is_an_error_naming_the_choices(ledger):
+    result = ledger("deliveries", "replay", "--status", "pending")
+
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "error: cannot replay pending deliveries: choose dead, skipped or failing\n"
+    )
 
 
 def test_replay_without_a_choice_is_an_error(ledger):

@@ -153,6 +153,10 @@ def test_list_says_when_there_are_no_registries(ledger):
             "since 'soon' is not allowed: use a date (YYYY-MM-DD) or an ISO 8601 date and time",
         ),
         (
+            ("books", "--url", URL, "--since", ""),
+            "since '' is not allowed: use a date (YYYY-MM-DD) or an ISO 8601 date and time",
+        ),
+        (
             ("books", "--url", URL, "--secret", "whsec_short"),
             "the secret is not allowed: use 'whsec_' followed by the base64 of at least 24 "
             "random bytes",

@@ -471,6 +471,19 @@ def test_receive_with_a_bad_secret_exits_with_one_line(tmp_path):
     )
 
 
+def test_receive_with_an_unknown_time_zone_names_the_option(tmp_path):
+    out = str(tmp_path / "out.jsonl")
+
+    result = CliRunner().invoke(
+        app, ["receive", "--secret", SECRET, "--out", out, "--timezone", "Mars/Olympus"]
+    )
+
+    assert result.exit_code == 1
+    assert result.stderr.startswith(
+        "error: --timezone='Mars/Olympus' is not an IANA time zone name"
+    )
+
+
 def test_receive_with_an_out_file_it_cannot_write_does_not_start(tmp_path):
     out = tmp_path / "missing" / "out.jsonl"
 

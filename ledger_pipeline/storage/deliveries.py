@@ -597,7 +597,7 @@ class DeliveryStore:
             elif registry is not None or status is not None:
                 _check_registry(connection, registry)
                 status = status or DEAD
-                if status not in (DEAD, SKIPPED, FAILING, PENDING):
+                if status not in (DEAD, SKIPPED, FAILING):
                     raise DeliveryError(
                         f"cannot replay {status} deliveries: choose dead, skipped or failing"
                     )
