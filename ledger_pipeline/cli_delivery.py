@@ -201,6 +201,7 @@ def report_lines(report: DeliveryPassReport) -> list[str]:
             f"  {name}: sent {counts.sent}, succeeded {counts.succeeded}, "
             f"retried {counts.retried}, dead {counts.dead}"
             + (f", gone {counts.gone}" if counts.gone else "")
+            + (f"; last failure: {counts.last_failure}" if counts.last_failure else "")
         )
     slowest = report.slowest_endpoints()
     if slowest:

@@ -90,6 +90,26 @@ def test_deliver_sends_what_is_due_and_prints_the_report(ledger, posted, webhook
     assert len(webhook_receiver.requests()) == 3
 
 
+def test_deliver_names_each_registrys_last_failure(ledger, posted, webhook_receiver):
+    posted(raw_event("evt-a", "a"), raw_event("evt-b", "b"))
+    webhook_receiver.reply("/hooks", Reply(200), Reply(503))
+
+    result = ledger("deliver", "--workers", "1", "--batch-size", "1")
+
+    assert result.stdout.splitlines()[1] == (
+        "  books: sent 2, succeeded 1, retried 1, dead 0; last failure: status 503"
+    )
+
+
+def test_deliver_to_a_private_address_says_it_was_refused(ledger, posted, monkeypatch):
+    monkeypatch.delenv("LEDGER_ALLOW_PRIVATE_URLS", raising=False)
+    posted(raw_event("evt-a", "a"))
+
+    result = ledger("deliver")
+
+    assert "retried 1, dead 0; last failure: refused: 127.0.0.1 " in result.stdout
+
+
 def test_deliver_with_nothing_due_sends_nothing(ledger):
     result = ledger("deliver")
 

@@ -112,10 +112,12 @@ def test_the_job_delivers_and_shows_the_counts_per_registry(ledger_url, instance
     assert (metadata["sent"].value, metadata["succeeded"].value) == (2, 1)
     assert (metadata["retried"].value, metadata["dead"].value) == (1, 0)
     assert metadata["per registry"].value.splitlines()[:2] == [
-        "| registry | sent | succeeded | retried | dead |",
-        "|---|---:|---:|---:|---:|",
+        "| registry | sent | succeeded | retried | dead | last failure |",
+        "|---|---:|---:|---:|---:|---|",
     ]
-    assert metadata["per registry"].value.splitlines()[2] == "| books | 2 | 1 | 1 | 0 |"
+    assert (
+        metadata["per registry"].value.splitlines()[2] == "| books | 2 | 1 | 1 | 0 | status 500 |"
+    )
     port = webhook_receiver.port
     assert metadata["slowest endpoints"].value.splitlines()[2].startswith(f"| 127.0.0.1:{port} |")
 

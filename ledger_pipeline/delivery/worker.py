@@ -46,7 +46,8 @@ SLOWEST_ENDPOINTS = 5
 
 @dataclass
 class RegistryCounts:
-    """One registry's attempts in a pass: sent, and what became of them."""
+    """One registry's attempts in a pass: sent, and what became of them; `last_failure` is the
+    error of the pass's last attempt that failed (retried or dead), for the person on call."""
 
     sent: int = 0
     succeeded: int = 0
@@ -54,6 +55,7 @@ class RegistryCounts:
     dead: int = 0
     gone: int = 0
     lost: int = 0
+    last_failure: str | None = None
 
     def add(self, outcome: Outcome) -> None:
         self.sent += 1
@@ -104,7 +106,10 @@ class DeliveryPassReport:
 
     def add(self, attempt: SentAttempt, outcome: Outcome) -> None:
         delivery = attempt.delivery
-        self.registries.setdefault(delivery.registry, RegistryCounts()).add(outcome)
+        counts = self.registries.setdefault(delivery.registry, RegistryCounts())
+        counts.add(outcome)
+        if outcome in (Outcome.RETRIED, Outcome.DEAD) and attempt.result.error:
+            counts.last_failure = attempt.result.error
         host = endpoint(delivery.url)
         latency = self.endpoints.setdefault(host, EndpointLatency(host))
         latency.attempts += 1

@@ -108,14 +108,20 @@ def replay_deliveries_job():
 
 
 def registry_table(report: DeliveryPassReport) -> str:
-    """Sent, succeeded, retried and dead per registry, as a markdown table."""
-    lines = ["| registry | sent | succeeded | retried | dead |", "|---|---:|---:|---:|---:|"]
+    """Sent, succeeded, retried and dead per registry, and the last failure, as a markdown
+    table."""
+    lines = [
+        "| registry | sent | succeeded | retried | dead | last failure |",
+        "|---|---:|---:|---:|---:|---|",
+    ]
     for name, counts in sorted(report.registries.items()):
+        failure = (counts.last_failure or "").replace("|", "\\|")
         lines.append(
-            f"| {name} | {counts.sent} | {counts.succeeded} | {counts.retried} | {counts.dead} |"
+            f"| {name} | {counts.sent} | {counts.succeeded} | {counts.retried} | {counts.dead} "
+            f"| {failure} |"
         )
     if not report.registries:
-        lines.append("| (nothing was due) | 0 | 0 | 0 | 0 |")
+        lines.append("| (nothing was due) | 0 | 0 | 0 | 0 | |")
     return "\n".join(lines)
 
 
