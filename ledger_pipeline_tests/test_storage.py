@@ -215,8 +215,26 @@ def test_importing_a_file_again_changes_nothing(store):
 
     report = store.land(records(lines))
 
-    assert (report.accepted, report.duplicate, report.stale, report.quarantined) == (0, 4, 0, 1)
+    # The landed events are duplicates; the stale and the bad line are decided again, the same.
+    assert (report.accepted, report.duplicate, report.stale, report.quarantined) == (0, 3, 1, 1)
     assert row_counts(store) == counts_before
+
+
+def test_an_event_quarantined_before_its_order_landed_lands_when_imported_again(store):
+    confirmed = raw_event("evt-1", "order-1")
+    cancelled = raw_event("evt-2", "order-1", 2, "cancelled", "2024-11-16T10:00:00+01:00")
+    cancelled["order"]["cancellation"] = {"refund": "FULL"}
+    store.land(records(jsonl(cancelled), source="early.jsonl"))
+
+    again = store.land(records(jsonl(confirmed, cancelled), source="all.jsonl"))
+    third = store.land(records(jsonl(confirmed, cancelled), source="all.jsonl"))
+    posted = store.post()
+
+    assert (again.accepted, again.duplicate, again.quarantined) == (2, 0, 0)
+    assert (third.accepted, third.duplicate) == (0, 2)
+    # Confirmed and fully refunded: cash Dr 22.00 then Cr 22.00, and so on, each account nets 0.
+    assert (posted.debit_per_currency["EUR"], posted.credit_per_currency["EUR"]) == (4400, 4400)
+    assert [row[2] for row in stored_order_events(store)] == [1, 2]
 
 
 def test_overlapping_files_land_each_event_once(store):

@@ -7,9 +7,11 @@ the order) and stores the decision.
 
 Checks, in this order; the first that applies decides:
 
-1. Same `event_id` already stored: a duplicate (a no-op) when its content hash is the same,
-   quarantined when it differs. Whatever the stored event's own outcome was, so importing a
-   batch again changes nothing.
+1. Same `event_id` already landed: a duplicate (a no-op) when its content hash is the same,
+   quarantined when it differs. An event that was stale or quarantined did not land: imported
+   again, it is decided again (the same way while nothing else changed, so importing a batch
+   again changes nothing; but a cancellation quarantined because its order had not landed yet
+   lands once the order has).
 2. First event of the order: accepted when it is `confirmed`, quarantined otherwise (an order
    starts with the version it was confirmed in; an update without it cannot be posted as a
    difference).
@@ -112,8 +114,8 @@ def decide_landing(
     Args:
         event: the parsed event, or its `EventHead`.
         content_hash: `ledger_pipeline.core.events.content_hash(event)`.
-        landed_hash_of_same_id: the content hash already stored for `event.event_id`, whatever
-            that event's outcome was; None when the id is new.
+        landed_hash_of_same_id: the content hash of the landed (accepted) event of
+            `event.event_id`; None when no event of that id landed.
         landed_order: what was accepted for `event.order.id` so far; None when nothing was.
     """
     order = event.order

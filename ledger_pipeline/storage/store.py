@@ -955,15 +955,10 @@ class _LandingFacts:
         if not events:
             return cls(hashes, orders)
 
-        # A rejected event's hash counts too: importing it again is a duplicate.
-        for batch in _chunks(event_ids, IN_LIST_SIZE):
-            rejected = connection.execute(
-                sa.select(tables.rejected_events.c.event_id, tables.rejected_events.c.content_hash)
-                .where(tables.rejected_events.c.event_id.in_(batch))
-                .where(tables.rejected_events.c.content_hash.is_not(None))
-                .order_by(tables.rejected_events.c.id.desc())
-            )
-            hashes.update((row.event_id, row.content_hash) for row in rejected)
+        # Only landed events count: a stale or quarantined event imported again is decided
+        # again, so that one quarantined because its order had not landed yet (a cancellation
+        # that came before its confirmation) lands once the order has. Its decision is the same
+        # while nothing else changed, and its rejection is then not stored twice.
         for batch in _chunks(event_ids, IN_LIST_SIZE):
             landed = connection.execute(
                 sa.select(tables.order_events.c.event_id, tables.order_events.c.content_hash).where(
@@ -992,11 +987,9 @@ class _LandingFacts:
         return cls(hashes, orders)
 
     def remember(self, event: EventHead, event_hash: str, outcome: Outcome) -> None:
-        if outcome is Outcome.DUPLICATE:
-            return
-        self.hashes.setdefault(event.event_id, event_hash)
         if outcome is not Outcome.ACCEPTED:
             return
+        self.hashes.setdefault(event.event_id, event_hash)
         before = self.orders.get(event.order.id)
         cancelled = event.type is EventType.CANCELLED or (before is not None and before.cancelled)
         self.orders[event.order.id] = LandedOrder(event.order.version, event.occurred_at, cancelled)
