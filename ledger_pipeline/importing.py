@@ -17,6 +17,7 @@ from ledger_pipeline.storage.store import LandingReport, LedgerStore
 logger = logging.getLogger(__name__)
 
 GZIP_MAGIC = b"\x1f\x8b"
+UTF8_BOM = b"\xef\xbb\xbf"
 
 
 def land_file(store: LedgerStore, path: Path) -> LandingReport:
@@ -44,9 +45,12 @@ def land_file(store: LedgerStore, path: Path) -> LandingReport:
 
 
 def file_records(source: str, handle: BinaryIO) -> Iterator[tuple[str, int, bytes]]:
-    """(source name, line number, line) of every line that is not blank."""
+    """(source name, line number, line) of every line that is not blank. A UTF-8 byte order
+    mark that starts the file (as some Windows editors write) is not part of its first line."""
     try:
         for number, line in enumerate(handle, start=1):
+            if number == 1:
+                line = line.removeprefix(UTF8_BOM)
             if line.strip():
                 yield source, number, line.rstrip(b"\r\n")
     except OSError as error:

@@ -96,6 +96,18 @@ def test_importing_a_gzipped_file_as_json_lines_fails_with_one_line_and_lands_no
     assert "events: 0 landed" in ledger("status").stdout
 
 
+def test_a_file_that_starts_with_a_byte_order_mark_and_ends_lines_in_crlf_lands_whole(
+    ledger, tmp_path
+):
+    path = tmp_path / "orders.jsonl"
+    lines = jsonl(raw_event("evt-1"), raw_event("evt-2", "order-2"))
+    path.write_bytes(b"\xef\xbb\xbf" + "\r\n".join(lines).encode() + b"\r\n")
+
+    result = ledger("import", str(path))
+
+    assert result.stdout == "orders.jsonl: 2 accepted, 0 duplicate, 0 stale, 0 quarantined\n"
+
+
 def test_an_amount_or_a_moment_the_ledger_cannot_hold_is_quarantined_and_the_rest_post(
     ledger, tmp_path
 ):
@@ -113,7 +125,7 @@ def test_an_amount_or_a_moment_the_ledger_cannot_hold_is_quarantined_and_the_res
         "  line 2: quarantined (event evt-2): "
         "order.items[0].retail is beyond 1000000000000000 (1000000000000000000000000000000)",
         "  line 3: quarantined (event evt-3): "
-        "occurred_at '9999-12-31T23:59:59+00:00' is out of range: the years 2 to 9998 (UTC) are "
+        "occurred_at '9999-12-31T23:59:59+00:00' is out of range: dates from 1900 to 2199 are "
         "taken",
     ]
     assert posted.exit_code == 0, posted.output

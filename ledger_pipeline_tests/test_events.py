@@ -673,15 +673,34 @@ def test_an_occurred_at_that_is_not_a_timestamp_is_malformed():
 
 @pytest.mark.parametrize(
     "moment",
-    ["9999-12-31T23:59:59+00:00", "0001-01-01T00:00:00+01:00", "9998-12-31T23:59:59-01:00"],
+    ["9999-12-31T23:59:59+00:00", "1899-12-31T23:59:59+00:00", "2200-01-01T01:30:00+01:00"],
 )
-def test_an_occurred_at_no_time_zone_can_hold_is_malformed(moment):
+def test_an_occurred_at_outside_the_dates_taken_is_malformed(moment):
     raw = valid_raw_event()
     raw["occurred_at"] = moment
 
     assert reason_of(raw) == (
-        f"occurred_at '{moment}' is out of range: the years 2 to 9998 (UTC) are taken"
+        f"occurred_at '{moment}' is out of range: dates from 1900 to 2199 are taken"
     )
+
+
+@pytest.mark.parametrize("day", ["2300-01-02", "1677-09-21"])
+def test_a_travel_date_outside_the_dates_taken_is_malformed(day):
+    raw = valid_raw_event()
+    raw["order"]["items"][0]["travel_date"] = day
+
+    assert reason_of(raw) == (
+        f"order.items[0].travel_date '{day}' is out of range: dates from 1900 to 2199 are taken"
+    )
+
+
+def test_the_first_and_last_dates_taken_are_valid():
+    raw = valid_raw_event()
+    raw["occurred_at"] = "2199-12-31T23:59:59Z"
+    raw["order"]["items"][0]["travel_date"] = "1900-01-01"
+
+    event = parse_event(raw)
+    assert (event.occurred_at.year, event.order.items[0].travel_date.year) == (2199, 1900)
 
 
 def test_an_occurred_at_without_a_utc_offset_is_malformed():

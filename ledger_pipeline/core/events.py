@@ -19,9 +19,10 @@ Choices the contract leaves open, fixed here:
 - Timestamps are ISO 8601 / RFC 3339 with seconds and a UTC offset (`Z` or `+01:00`); dates are
   `YYYY-MM-DD`. A JSON object with the same key twice, and NaN or Infinity, are bad JSON.
 - Tags are kept as sorted tuples of unique strings.
-- Amounts, counts, versions and timestamps have bounds (`MAX_AMOUNT`, `MAX_COUNT`,
-  `MAX_VERSION`, the years 2 to 9998): past them the ledger's sums, or the conversion of a moment
-  to the ledger's time zone, would overflow and stop every later event from posting.
+- Amounts, counts, versions, dates and timestamps have bounds (`MAX_AMOUNT`, `MAX_COUNT`,
+  `MAX_VERSION`, the years 1900 to 2199 in UTC): past them the ledger's sums, a moment put in
+  the ledger's time zone, or a date in a pandas frame would overflow and stop later events from
+  posting or summaries from being built.
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ class Reason:
     VERSION_TOO_LARGE = "{path} must be at most {limit}, got {value}"
     NOT_ONE_OF = "{path} {value} is not one of {choices}"
     NO_UTC_OFFSET = "{path} has no UTC offset: {value}"
-    OUT_OF_RANGE = "{path} {value} is out of range: the years 2 to 9998 (UTC) are taken"
+    OUT_OF_RANGE = "{path} {value} is out of range: dates from 1900 to 2199 are taken"
     UNKNOWN_CURRENCY = "{path} {value} is not an ISO 4217 currency with a minor unit"
     PRECISION_MISMATCH = "{path} {value} does not match {currency} ({expected})"
     NEGATIVE_TOTAL = (
@@ -439,6 +440,8 @@ def _read_well_formed_line(document: Any) -> LineItem | None:
     pax_per_unit = get("pax_per_unit", 1)
     travel_date = get("travel_date")
     travel_date = _parsed_date(travel_date) if type(travel_date) is str else None
+    if travel_date is _OUT_OF_RANGE:
+        return None
     status = _member(_LINE_STATUSES, get("status"))
     redeemed_at = get("redeemed_at")
     retail = get("retail")
@@ -827,6 +830,8 @@ class _Fields:
     def date(self, key: str) -> dt.date:
         value = self._value(key)
         parsed = _parsed_date(value) if isinstance(value, str) else None
+        if parsed is _OUT_OF_RANGE:
+            raise self.malformed(Reason.OUT_OF_RANGE, key, value=_shown(value))
         if parsed is None:
             raise self._wrong_type(key, "a date as YYYY-MM-DD", value)
         return parsed
@@ -889,27 +894,32 @@ class _Fields:
 _PARSED_CACHE_SIZE = 65536
 _NO_UTC_OFFSET: Any = object()
 _OUT_OF_RANGE: Any = object()
-# Moments a conversion to any time zone (offsets of up to a day) keeps within Python's dates.
-_EARLIEST = dt.datetime(2, 1, 1, tzinfo=dt.UTC)
-_LATEST = dt.datetime(9998, 12, 31, 23, 59, 59, 999999, tzinfo=dt.UTC)
+# The dates and moments taken: wide for bookings, and within what every part of the pipeline
+# can hold (pandas' timestamps end in 1677 and 2262; a time zone moves a moment by a day).
+_FIRST_DATE = dt.date(1900, 1, 1)
+_LAST_DATE = dt.date(2199, 12, 31)
+_EARLIEST = dt.datetime.combine(_FIRST_DATE, dt.time(), tzinfo=dt.UTC)
+_LATEST = dt.datetime.combine(_LAST_DATE, dt.time.max, tzinfo=dt.UTC)
 
 
 @functools.lru_cache(maxsize=_PARSED_CACHE_SIZE)
 def _parsed_date(value: str) -> dt.date | None:
-    """The date a `YYYY-MM-DD` text names; None when it is not one."""
+    """The date a `YYYY-MM-DD` text names; `_OUT_OF_RANGE` when it is outside the dates
+    taken, None when it is not one."""
     if not _DATE.fullmatch(value):
         return None
     try:
-        return dt.date.fromisoformat(value)
+        date = dt.date.fromisoformat(value)
     except ValueError:
         return None
+    return date if _FIRST_DATE <= date <= _LAST_DATE else _OUT_OF_RANGE
 
 
 @functools.lru_cache(maxsize=_PARSED_CACHE_SIZE)
 def _parsed_timestamp(value: str) -> dt.datetime | None:
     """The moment an ISO 8601 text with a UTC offset names; `_NO_UTC_OFFSET` when it has no
-    offset, `_OUT_OF_RANGE` when it is too near the ends of Python's dates to be put in a time
-    zone, None when it is not a timestamp."""
+    offset, `_OUT_OF_RANGE` when it is outside the moments taken, None when it is not a
+    timestamp."""
     match = _TIMESTAMP.fullmatch(value)
     if match is None:
         return None
