@@ -25,6 +25,7 @@ from ledger_pipeline.cli_support import (
     FromOption,
     RegistryOption,
     ToOption,
+    counted,
     date_option,
     date_range,
     moment_text,
@@ -607,10 +608,8 @@ def registry_delete(name: RegistryName) -> None:
         registries = RegistryStore(store)
         registries.delete(name)
     deleted = registries.deleted
-    typer.echo(
-        f"deleted registry {name} and its {_count(sum(deleted.values()), 'delivery', 'deliveries')}"
-        f" ({deleted.get('pending', 0)} pending)"
-    )
+    went = counted(sum(deleted.values()), "delivery", "deliveries")
+    typer.echo(f"deleted registry {name} and its {went} ({deleted.get('pending', 0)} pending)")
 
 
 @registry_app.command("rotate-secret")
@@ -715,13 +714,9 @@ def _print_queued(queued: int, registry: Registry, indent: str = "") -> None:
     past takes that history, which may be far more than meant."""
     if queued:
         typer.echo(
-            f"{indent}queued {_count(queued, 'delivery', 'deliveries')} of events posted since "
+            f"{indent}queued {counted(queued, 'delivery', 'deliveries')} of events posted since "
             f"{moment_text(registry.since)}: `ledger-pipeline deliver` sends them"
         )
-
-
-def _count(number: int, one: str, many: str) -> str:
-    return f"{number} {one if number == 1 else many}"
 
 
 def _dagster_command() -> str:

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from ledger_pipeline.cli_support import moment_text, open_store, user_errors
+from ledger_pipeline.cli_support import counted, moment_text, open_store, user_errors
 from ledger_pipeline.delivery.worker import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_TIMEOUT_SECONDS,
@@ -163,7 +163,10 @@ def deliveries_replay(
                 registry=registry,
                 status=status.value if status else None,
             )
-    typer.echo(f"replayed {_deliveries(replayed)}: run `ledger-pipeline deliver` to send them")
+    typer.echo(
+        f"replayed {counted(replayed, 'delivery', 'deliveries')}: "
+        "run `ledger-pipeline deliver` to send them"
+    )
 
 
 @deliveries_app.command("skip")
@@ -181,7 +184,8 @@ def deliveries_skip(
         skipped = DeliveryStore(store).skip(delivery_ids)
     already = len(set(delivery_ids)) - skipped
     typer.echo(
-        f"skipped {_deliveries(skipped)}" + (f" ({already} skipped already)" if already else "")
+        f"skipped {counted(skipped, 'delivery', 'deliveries')}"
+        + (f" ({already} skipped already)" if already else "")
     )
 
 
@@ -209,7 +213,7 @@ def report_lines(report: DeliveryPassReport) -> list[str]:
         for latency in slowest:
             lines.append(
                 f"  {latency.host}: mean {latency.mean_ms} ms, max {latency.max_ms} ms "
-                f"over {_attempts(latency.attempts)}"
+                f"over {counted(latency.attempts, 'attempt', 'attempts')}"
             )
     return lines
 
@@ -217,7 +221,7 @@ def report_lines(report: DeliveryPassReport) -> list[str]:
 def _delivery_line(delivery: Delivery) -> str:
     line = (
         f"{delivery.id} {delivery.registry} order {delivery.order_id} v{delivery.order_version} "
-        f"{delivery.status}, {_attempts(delivery.attempts)}"
+        f"{delivery.status}, {counted(delivery.attempts, 'attempt', 'attempts')}"
     )
     if delivery.status == "pending":
         line += f", next {moment_text(delivery.next_attempt_at)}"
@@ -229,11 +233,3 @@ def _delivery_line(delivery: Delivery) -> str:
 def _one_line(text: str, limit: int = 200) -> str:
     flat = " ".join(text.split())
     return flat if len(flat) <= limit else flat[: limit - 3] + "..."
-
-
-def _attempts(count: int) -> str:
-    return "1 attempt" if count == 1 else f"{count} attempts"
-
-
-def _deliveries(count: int) -> str:
-    return f"{count} {'delivery' if count == 1 else 'deliveries'}"

@@ -114,6 +114,11 @@ def first_line(error: BaseException) -> str:
     return text.splitlines()[0] if text else type(error).__name__
 
 
+def counted(number: int, one: str, many: str) -> str:
+    """A count with its noun: "1 delivery", "2 deliveries"."""
+    return f"{number} {one if number == 1 else many}"
+
+
 def moment_text(moment: dt.datetime | None) -> str:
     """A moment as ISO text in UTC to the second, `-` for none."""
     if moment is None:

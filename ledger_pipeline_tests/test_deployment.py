@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -163,25 +164,36 @@ ASSET_GRAPH_QUERY = """
 """
 
 
-def wait_until_serving(process: subprocess.Popen, base_url: str, log: Path) -> None:
-    """Waits until the webserver answers and the code location is loaded, or fails the test."""
+def wait_until_ready(
+    process: subprocess.Popen, log: Path, server: str, ready: Callable[[], bool]
+) -> None:
+    """Waits until `ready()` is true (a server that does not answer yet is not), or fails the
+    test with the server's output when it exits or takes longer than `STARTUP_SECONDS`."""
     deadline = time.monotonic() + STARTUP_SECONDS
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            pytest.fail(f"dagster-webserver exited with {process.returncode}:\n{log.read_text()}")
+            pytest.fail(f"{server} exited with {process.returncode}:\n{log.read_text()}")
         try:
-            requests.get(f"{base_url}/server_info", timeout=5).raise_for_status()
-            [location] = graphql(base_url, LOCATIONS_QUERY)["workspaceOrError"]["locationEntries"]
+            if ready():
+                return
         except requests.RequestException:
-            time.sleep(0.25)
-            continue
-        loaded = location["locationOrLoadError"] or {}
-        if loaded.get("__typename") == "PythonError":
-            pytest.fail(f"the code location failed to load: {loaded['message']}")
-        if location["loadStatus"] == "LOADED":
-            return
+            pass
         time.sleep(0.25)
-    pytest.fail(f"dagster-webserver did not serve within {STARTUP_SECONDS} s:\n{log.read_text()}")
+    pytest.fail(f"{server} did not serve within {STARTUP_SECONDS} s:\n{log.read_text()}")
+
+
+def wait_until_serving(process: subprocess.Popen, base_url: str, log: Path) -> None:
+    """Waits until the webserver answers and the code location is loaded, or fails the test."""
+
+    def loaded() -> bool:
+        requests.get(f"{base_url}/server_info", timeout=5).raise_for_status()
+        [location] = graphql(base_url, LOCATIONS_QUERY)["workspaceOrError"]["locationEntries"]
+        load_error = location["locationOrLoadError"] or {}
+        if load_error.get("__typename") == "PythonError":
+            pytest.fail(f"the code location failed to load: {load_error['message']}")
+        return location["loadStatus"] == "LOADED"
+
+    wait_until_ready(process, log, "dagster-webserver", loaded)
 
 
 def stop(process: subprocess.Popen) -> None:
@@ -297,7 +309,7 @@ def test_the_api_server_logs_which_key_changed_a_registry_and_never_the_key(tmp_
             start_new_session=True,
         )
         try:
-            wait_for_api(process, base_url, log)
+            wait_until_ready(process, log, "ledger-pipeline serve", lambda: answers(base_url))
             response = requests.post(
                 f"{base_url}/registries/books/disable",
                 headers={"Authorization": f"Bearer {created.token}"},
@@ -312,15 +324,6 @@ def test_the_api_server_logs_which_key_changed_a_registry_and_never_the_key(tmp_
     assert created.token.split("_", 2)[2] not in written  # lpk_<id>_<secret>
 
 
-def wait_for_api(process: subprocess.Popen, base_url: str, log: Path) -> None:
-    """Waits until `ledger-pipeline serve` answers, or fails the test with its output."""
-    deadline = time.monotonic() + STARTUP_SECONDS
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"serve exited with {process.returncode}:\n{log.read_text()}")
-        try:
-            requests.get(f"{base_url}/openapi.json", timeout=5).raise_for_status()
-            return
-        except requests.RequestException:
-            time.sleep(0.25)
-    pytest.fail(f"serve did not answer within {STARTUP_SECONDS} s:\n{log.read_text()}")
+def answers(base_url: str) -> bool:
+    requests.get(f"{base_url}/openapi.json", timeout=5).raise_for_status()
+    return True
