@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from collections.abc import Callable, Iterator, Mapping
@@ -9,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from ledger_pipeline.adapters.hotel_bookings import HotelRejection, iter_hotel_booking_events
+from ledger_pipeline.adapters.hotel_bookings import HotelRejection, hotel_record, hotel_rows
 from ledger_pipeline.adapters.octo import octo_booking_events
 from ledger_pipeline.errors import InputFileError
 from ledger_pipeline.storage.store import LandingReport, LedgerStore
@@ -75,33 +76,46 @@ def land_hotel_bookings(
     """Lands the order events of the hotel bookings CSV (see docs/hotel_bookings.md).
 
     Each event is landed with its CSV data row number as its line number, so a rejection
-    names the row it came from.
+    names the row it came from. This process reads the rows; the store's worker processes
+    turn them into events and parse those (see `LedgerStore.land`).
 
     Args:
-        on_progress: called with the number of bookings read so far, every 1,000 bookings.
+        on_progress: called with the number of rows read so far, every 1,000 rows.
     """
-    report = HotelLandingReport(LandingReport())
+    rows_read = 0
 
-    def event_records() -> Iterator[tuple[str, int, Mapping[str, Any]]]:
-        for record in iter_hotel_booking_events(path):
-            if isinstance(record, HotelRejection):
-                report.unreadable_rows.append(record)
-                logger.warning("row %d of %s: %s", record.row, path.name, record.reason)
-                continue
-            report.bookings += 1
-            if on_progress and report.bookings % 1000 == 0:
-                on_progress(report.bookings)
-            # Landed as the objects they are: no JSON text to write and read back.
-            for event in record.events:
-                yield path.name, record.row, event
+    def counted(rows: Iterator[tuple[int, list[str]]]) -> Iterator[tuple[int, list[str]]]:
+        nonlocal rows_read
+        for row in rows:
+            rows_read += 1
+            if on_progress and rows_read % 1000 == 0:
+                on_progress(rows_read)
+            yield row
 
     try:
-        report.landing = store.land(event_records())
+        with hotel_rows(path) as (header, rows):
+            expand = functools.partial(_hotel_lines, source=path.name, header=header)
+            landing = store.land(counted(rows), expand=expand)
     except OSError as error:
         raise InputFileError(f"cannot read {path}: {error.strerror or error}") from error
+    unreadable = list(landing.unreadable)
+    report = HotelLandingReport(landing, rows_read - len(unreadable), unreadable)
+    for rejection in report.unreadable_rows:
+        logger.warning("row %d of %s: %s", rejection.row, path.name, rejection.reason)
     if on_progress:
-        on_progress(report.bookings)
+        on_progress(rows_read)
     return report
+
+
+def _hotel_lines(
+    row: tuple[int, list[str]], *, source: str, header: tuple[str, ...]
+) -> tuple[list[tuple[str, int, Mapping[str, Any]]], HotelRejection | None]:
+    """The lines to land of one CSV row (`LedgerStore.land`'s `expand`): its events, landed as
+    the objects they are (no JSON text to write and read back), or why it has none."""
+    record = hotel_record(*row, header)
+    if isinstance(record, HotelRejection):
+        return [], record
+    return [(source, record.row, event) for event in record.events], None
 
 
 def land_octo_booking(store: LedgerStore, path: Path, destination: str) -> LandingReport:

@@ -55,6 +55,24 @@ def test_importing_hotel_bookings_lands_two_events_per_booking(ledger, tmp_path)
     )
 
 
+def test_importing_hotel_bookings_names_an_unreadable_row_and_lands_the_others(ledger, tmp_path):
+    with gzip.open(HOTEL_FILE, "rt", encoding="utf-8", newline="") as source:
+        lines = [source.readline() for _ in range(3)]
+    # Row 2 loses its fields after the third; rows 1 and 3 are the file's first two bookings.
+    cut = ",".join(lines[2].split(",")[:3]) + "\n"
+    path = tmp_path / "bookings.csv"
+    path.write_text(lines[0] + lines[1] + cut + lines[2])
+
+    result = ledger("import-hotel-bookings", str(path))
+
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == [
+        "bookings.csv: 2 bookings",
+        "bookings.csv: 4 accepted, 0 duplicate, 0 stale, 0 quarantined",
+        "  row 2: unreadable: has 3 fields where the header has 32",
+    ]
+
+
 def test_status_shows_events_rejections_and_balance(ledger, tmp_path):
     path = tmp_path / "orders.jsonl"
     path.write_text("\n".join(jsonl(raw_event("e1"), "{broken")) + "\n")

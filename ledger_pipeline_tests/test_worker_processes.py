@@ -24,6 +24,8 @@ REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "data" / "hotel_bookings.csv.gz"
 # Enough rows for both stages to hand their work to the workers: 2 events a booking.
 ROWS = 3000
+# A row cut short, which the workers read as no booking, among the others.
+UNREADABLE_ROW = 1501
 LONG_AGO = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 # Columns stamped with the moment of the run, which differ between any two runs.
 MOMENTS = {"landed_at", "posted_at", "rejected_at", "created_at", "next_attempt_at"}
@@ -33,6 +35,7 @@ MOMENTS = {"landed_at", "posted_at", "rejected_at", "created_at", "next_attempt_
 def bookings(tmp_path_factory) -> Path:
     with gzip.open(DATA, "rt", encoding="utf-8") as source:
         lines = [next(source) for _ in range(ROWS + 1)]
+    lines.insert(UNREADABLE_ROW, "City Hotel,0,10\n")
     path = tmp_path_factory.mktemp("bookings") / "first-rows.csv.gz"
     path.write_bytes(gzip.compress("".join(lines).encode()))
     return path
@@ -60,9 +63,12 @@ def run(database_url: str, bookings: Path, workers: int) -> tuple[dict, tuple]:
         RegistryStore(store).create(
             Registry("books", url="https://books.example/hooks", since=LONG_AGO)
         )
-        landing = land_hotel_bookings(store, bookings).landing
+        hotel_landing = land_hotel_bookings(store, bookings)
+        landing = hotel_landing.landing
         posting = store.post()
         counts = (
+            hotel_landing.bookings,
+            [(rejection.row, rejection.reason) for rejection in hotel_landing.unreadable_rows],
             landing.accepted,
             landing.quarantined,
             posting.events,
@@ -132,11 +138,13 @@ def test_two_workers_store_what_one_process_stores(two_databases, bookings, thre
     assert shared_run_report["workers"] == 2
     assert shared_run_report["beside"] is thread
     assert shared_run_report["counts"] == json.loads(json.dumps(alone_counts))
-    # 2 events a booking, none quarantined in these rows, and a delivery for each event with
-    # entries, to the one registry that takes everything.
-    assert alone_counts[:3] == (2 * ROWS, 0, 2 * ROWS)
+    # Every row but the one cut short is a booking; 2 events a booking, none quarantined in
+    # these rows, and a delivery for each event with entries, to the one registry that takes
+    # everything.
+    unreadable = [(UNREADABLE_ROW, "has 3 fields where the header has 32")]
+    assert alone_counts[:5] == (ROWS, unreadable, 2 * ROWS, 0, 2 * ROWS)
     events_with_entries = {row[1] for row in alone["ledger_entries"]}
-    assert alone_counts[4] == len(alone["deliveries"]) == len(events_with_entries) > ROWS
+    assert alone_counts[6] == len(alone["deliveries"]) == len(events_with_entries) > ROWS
     shared = rows_of(shared_url)
     for table, rows in alone.items():
         assert shared[table] == rows, table

@@ -66,7 +66,7 @@ import gzip
 import io
 import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from pathlib import Path
@@ -158,6 +158,22 @@ def iter_hotel_booking_events(path_or_file: str | os.PathLike | IO) -> Iterator[
     Raises:
         AdapterError: the header lacks a column the mapping needs.
     """
+    with hotel_rows(path_or_file) as (header, rows):
+        for row_number, values in rows:
+            yield hotel_record(row_number, values, header)
+
+
+@contextlib.contextmanager
+def hotel_rows(
+    path_or_file: str | os.PathLike | IO,
+) -> Iterator[tuple[tuple[str, ...], Iterator[tuple[int, list[str]]]]]:
+    """The CSV's header and its data rows, each as (row number, values as written), read as
+    they are iterated; `hotel_record` makes a row's record. Parsing the rows apart from reading
+    them lets a large import read them in this process and parse them in worker processes.
+
+    Raises:
+        AdapterError: the header lacks a column the mapping needs.
+    """
     with _open_text(path_or_file) as text:
         reader = csv.reader(text)
         header = next(reader, None)
@@ -166,18 +182,20 @@ def iter_hotel_booking_events(path_or_file: str | os.PathLike | IO) -> Iterator[
         missing = [column for column in COLUMNS if column not in header]
         if missing:
             raise AdapterError(f"the header lacks the columns {', '.join(missing)}")
+        yield tuple(header), enumerate(reader, start=1)
 
-        for row_number, values in enumerate(reader, start=1):
-            if len(values) != len(header):
-                reason = f"has {len(values)} fields where the header has {len(header)}"
-                yield HotelRejection(row_number, reason)
-                continue
-            try:
-                events = booking_events(row_number, dict(zip(header, values, strict=True)))
-            except AdapterError as error:
-                yield HotelRejection(row_number, error.reason)
-            else:
-                yield HotelBooking(row_number, events)
+
+def hotel_record(row_number: int, values: Sequence[str], header: Sequence[str]) -> HotelRecord:
+    """The record of one data row, given as the values of the columns the header names: its
+    booking's events, or the reason it cannot become events."""
+    if len(values) != len(header):
+        reason = f"has {len(values)} fields where the header has {len(header)}"
+        return HotelRejection(row_number, reason)
+    try:
+        events = booking_events(row_number, dict(zip(header, values, strict=True)))
+    except AdapterError as error:
+        return HotelRejection(row_number, error.reason)
+    return HotelBooking(row_number, events)
 
 
 def booking_events(row_number: int, row: Mapping[str, str]) -> list[dict[str, Any]]:

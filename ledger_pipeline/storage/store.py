@@ -16,10 +16,11 @@ Concurrency: several processes may import and post into one ledger at once.
   (order_id, order_version) and the event id's primary key are the last line of defence: a
   chunk that breaks them is retried, and decides again on the new facts.
 
-Parallel work: the pure part of a large import (parsing each line, its canonical JSON and hash)
-and of a large posting run (replaying each order's landed events) runs in a pool of worker
-processes, while this process keeps every database read, landing decision and write in the
-chunk's transactions above, and stores one batch while the workers work on the next ones.
+Parallel work: the pure part of a large import (an adapter's reading of each record, parsing
+each line, its canonical JSON and hash) and of a large posting run (replaying each order's
+landed events) runs in a pool of worker processes, while this process keeps every database
+read, landing decision and write in the chunk's transactions above, and stores one batch while
+the workers work on the next ones.
 Workers get plain values and give back plain values (a parsed line comes back as its
 `EventHead`, hash and document), in input order, so a run gives the same rows, in the same
 order, with any number of workers.
@@ -90,9 +91,9 @@ SQLITE_BUSY_TIMEOUT_SECONDS = 30
 # inserts where 64 MiB takes 17 s.
 SQLITE_CACHE_KIB = 64 * 1024
 CHUNK_ATTEMPTS = 3
-# Below these sizes an import or a posting run works in this process: starting workers would
-# cost more.
-PARALLEL_MIN_LINES = 5000
+# Below these sizes an import (in records read: lines, or the records `expand` reads lines from)
+# or a posting run works in this process: starting workers would cost more.
+PARALLEL_MIN_LINES = 2500
 PARALLEL_MIN_ORDERS = 2500
 # Lines or orders handed to one worker at a time (at most: a posting chunk is cut in at least two
 # batches per worker, so that its entries are stored while the workers post the rest), and how
@@ -127,6 +128,9 @@ T = TypeVar("T")
 
 ImportedLine = tuple[str, int, str | bytes | Mapping[str, Any]]
 """(source name, line number, raw line or the JSON object it holds) of one imported line."""
+Expand = Callable[[Any], tuple[Iterable[ImportedLine], Any]]
+"""Turns a record of some format into its lines, and, when it can read none, what to report
+about the record (else None). See `LedgerStore.land`."""
 
 
 class Rejection(NamedTuple):
@@ -147,6 +151,8 @@ class LandingReport:
     stale: int = 0
     quarantined: int = 0
     rejections: list[Rejection] = field(default_factory=list)
+    # What `expand` gave for the records it could read no line from, in input order.
+    unreadable: list[Any] = field(default_factory=list)
 
     @property
     def lines(self) -> int:
@@ -333,7 +339,7 @@ class LedgerStore:
 
     # Landing
 
-    def land(self, records: Iterable[ImportedLine]) -> LandingReport:
+    def land(self, records: Iterable[Any], *, expand: Expand | None = None) -> LandingReport:
         """Lands imported lines: each is accepted, a duplicate, stale or quarantined.
 
         Decisions are taken line by line in the order given, each on what the database and
@@ -343,10 +349,18 @@ class LedgerStore:
 
         Args:
             records: (source name, line number, raw line) for each line of the input; a line
-                may also be given decoded, as the JSON object it holds.
+                may also be given decoded, as the JSON object it holds. With `expand`, the
+                records of another format, each holding any number of lines.
+            expand: turns a record into its lines, and, for a record it can read no line
+                from, what to report about it instead (kept, in input order, in the report's
+                `unreadable`), or None. It runs in the worker processes of a large import,
+                with the parsing of the lines (an adapter's conversion of a CSV row costs
+                about as much as parsing its events), so it is pure and picklable: a
+                module-level function, or a `functools.partial` of one.
         """
         report = LandingReport()
-        for lines in _chunks(self._parsed_lines(records), self.landing_chunk_lines):
+        lines_read = self._parsed_lines(records, expand, report.unreadable)
+        for lines in _chunks(lines_read, self.landing_chunk_lines):
             decisions = self._retried(lambda lines=lines: self._land_chunk(lines))
 
             for line, decision in zip(lines, decisions, strict=True):
@@ -368,25 +382,30 @@ class LedgerStore:
         )
         return report
 
-    def _parsed_lines(self, records: Iterable[ImportedLine]) -> Iterator[_Line]:
-        """The records parsed, in order: by worker processes when there are many. Parsing is
-        pure, so lines are parsed ahead of the chunk that decides them."""
+    def _parsed_lines(
+        self, records: Iterable[Any], expand: Expand | None, unreadable: list[Any]
+    ) -> Iterator[_Line]:
+        """The lines of the records parsed, in order: by worker processes when there are many.
+        Parsing is pure, so lines are parsed ahead of the chunk that decides them. What
+        `expand` reports of a record it cannot read is appended to `unreadable`."""
+        read = functools.partial(_parsed_batch, expand=expand)
         records = iter(records)
-        head: list[ImportedLine] = []
+        head: list[Any] = []
         try:
             for record in itertools.islice(records, PARALLEL_MIN_LINES):
                 head.append(record)
         except Exception:
             # The input failed early: the lines read before are landed as far as they go.
-            yield from (_parsed(*record) for record in head)
+            yield from _lines_of(read(head), unreadable)
             raise
         if self.workers == 1 or len(head) < PARALLEL_MIN_LINES:
-            yield from (_parsed(*record) for record in itertools.chain(head, records))
+            for record in itertools.chain(head, records):
+                yield from _lines_of(read([record]), unreadable)
             return
 
         batches = _chunks(itertools.chain(head, records), PARALLEL_BATCH_LINES)
-        for lines in _in_workers(_parsed_batch, batches, self.workers):
-            yield from lines
+        for parsed in _in_workers(read, batches, self.workers):
+            yield from _lines_of(parsed, unreadable)
 
     def _land_chunk(self, lines: Sequence[_Line]) -> list[LandingDecision]:
         now = _now()
@@ -915,9 +934,32 @@ def _fixed_timezone(connection: sa.Connection, timezone: ZoneInfo | None) -> Zon
 # Landing helpers
 
 
-def _parsed_batch(records: Sequence[ImportedLine]) -> list[_Line]:
-    """The records parsed; pure, it runs in worker processes."""
-    return [_parsed(source, number, raw) for source, number, raw in records]
+class _Unreadable(NamedTuple):
+    """What `expand` reported of a record it could read no line from."""
+
+    report: Any
+
+
+def _parsed_batch(records: Sequence[Any], expand: Expand | None) -> list[_Line | _Unreadable]:
+    """The lines of the records parsed, and what `expand` reports of those it cannot read, in
+    order; pure, it runs in worker processes."""
+    if expand is None:
+        return [_parsed(source, number, raw) for source, number, raw in records]
+    parsed: list[_Line | _Unreadable] = []
+    for record in records:
+        lines, unreadable = expand(record)
+        if unreadable is not None:
+            parsed.append(_Unreadable(unreadable))
+        parsed.extend(_parsed(source, number, raw) for source, number, raw in lines)
+    return parsed
+
+
+def _lines_of(parsed: Iterable[_Line | _Unreadable], unreadable: list[Any]) -> Iterator[_Line]:
+    for item in parsed:
+        if isinstance(item, _Unreadable):
+            unreadable.append(item.report)
+        else:
+            yield item
 
 
 def _parsed(source: str, line_number: int, raw: str | bytes | Mapping[str, Any]) -> _Line:
