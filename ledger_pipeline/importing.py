@@ -98,6 +98,9 @@ def land_hotel_bookings(
             landing = store.land(counted(rows), expand=expand)
     except OSError as error:
         raise InputFileError(f"cannot read {path}: {error.strerror or error}") from error
+    # Limitation: the unreadable rows come back with the landing report, so an import that
+    # fails part way (the file cannot be read to its end) names none of those it read before;
+    # the chunks it committed stay landed, and importing the file again names them all.
     unreadable = list(landing.unreadable)
     report = HotelLandingReport(landing, rows_read - len(unreadable), unreadable)
     for rejection in report.unreadable_rows:
