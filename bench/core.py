@@ -19,12 +19,13 @@ the same schema and settings (WAL, foreign keys, the store's page cache), in one
 chunk of the store's size. No landing decision, parsing or posting: what storing the rows alone
 costs on this machine, which the core work cannot beat.
 
-Prints per step the wall time and the peak memory: the larger of this process's peak resident
-set size while the step ran (Linux's VmHWM, reset before each step through
-/proc/self/clear_refs, or else the process's maximum resident set size so far) and the peak,
-sampled every 200 ms by a separate process, of the proportional set size (PSS: a page shared by
-n processes counts 1/n in each) summed over this process and all its worker processes. Both
-include SQLite's page cache.
+Prints per step the wall time, the CPU time of this process and of its worker processes (their
+sum over the wall time says how busy the machine's cores were), and the peak memory: the larger
+of this process's peak resident set size while the step ran (Linux's VmHWM, reset before each
+step through /proc/self/clear_refs, or else the process's maximum resident set size so far) and
+the peak, sampled every 200 ms by a separate process, of the proportional set size (PSS: a page
+shared by n processes counts 1/n in each) summed over this process and all its worker
+processes. Both include SQLite's page cache.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -90,7 +91,7 @@ def run(store: LedgerStore, bookings: Path, *, whole_file: bool) -> None:
     print(f"ledger: {store.engine.url.render_as_string(hide_password=True)}", flush=True)
     print(f"posting workers: {store.workers} ({os.cpu_count()} CPUs)", flush=True)
 
-    landing, landing_seconds, landing_mib = measured(lambda: land_hotel_bookings(store, bookings))
+    landing, landing_step = measured(lambda: land_hotel_bookings(store, bookings))
     counts = landing.landing
     print(
         f"landed {landing.bookings} bookings ({len(landing.unreadable_rows)} unreadable rows): "
@@ -98,9 +99,9 @@ def run(store: LedgerStore, bookings: Path, *, whole_file: bool) -> None:
         f"{counts.quarantined} quarantined",
         flush=True,
     )
-    posting, posting_seconds, posting_mib = measured(store.post)
+    posting, posting_step = measured(store.post)
     print(f"posted {posting.events} events: {posting.entries} entries", flush=True)
-    expected, pandas_seconds, pandas_mib = measured(lambda: expected_totals(bookings))
+    expected, pandas_step = measured(lambda: expected_totals(bookings))
 
     debits, credits = ledger_totals(store)
     assert not landing.unreadable_rows, "the pandas pass reads every row; the ledger did not"
@@ -109,26 +110,30 @@ def run(store: LedgerStore, bookings: Path, *, whole_file: bool) -> None:
     assert dict(posting.debit_per_currency) == expected, "the posting report's debits differ"
     assert dict(posting.credit_per_currency) == expected, "the posting report's credits differ"
 
-    core_seconds = landing_seconds + posting_seconds
-    core_mib = max(landing_mib, posting_mib)
+    core = landing_step + posting_step
     rows = [
-        ("landing", landing_seconds, landing_mib),
-        ("posting (and storing)", posting_seconds, posting_mib),
-        ("core = landing + posting", core_seconds, core_mib),
-        ("pandas pass", pandas_seconds, pandas_mib),
+        ("landing", landing_step),
+        ("posting (and storing)", posting_step),
+        ("core = landing + posting", core),
+        ("pandas pass", pandas_step),
     ]
     if store.engine.dialect.name == "sqlite":
         # Its memory is left out: it holds every row at once, which the store never does.
         floor_seconds = storing_floor(Path(store.engine.url.database or ""))
-        rows.append(("storing floor (sqlite3)", floor_seconds, None))
+        rows.append(("storing floor (sqlite3)", Step(floor_seconds, None, None, None)))
     print()
-    print(f"{'step':<26} {'wall s':>8} {'peak MiB':>9} {'x pandas':>9}")
-    for name, seconds, mib in rows:
-        memory = "-" if mib is None else f"{mib:.0f}"
-        print(f"{name:<26} {seconds:>8.2f} {memory:>9} {seconds / pandas_seconds:>9.1f}")
+    print(
+        f"{'step':<26} {'wall s':>8} {'CPU s: this + workers':>22} {'peak MiB':>9} {'x pandas':>9}"
+    )
+    for name, step in rows:
+        memory = "-" if step.mib is None else f"{step.mib:.0f}"
+        cpu = "-" if step.cpu is None else f"{step.cpu:.2f} + {step.workers_cpu:.2f}"
+        ratio = step.seconds / pandas_step.seconds
+        print(f"{name:<26} {step.seconds:>8.2f} {cpu:>22} {memory:>9} {ratio:>9.1f}")
     print()
     print(f"totals equal: debit = credit = {expected} (minor units)")
     if whole_file:
+        core_seconds, core_mib = core.seconds, core.mib or 0.0
         met = core_seconds <= TARGET_SECONDS and core_mib <= TARGET_MIB
         print(
             f"target for the whole file: core <= {TARGET_SECONDS:.0f} s and "
@@ -200,9 +205,30 @@ def ledger_totals(store: LedgerStore) -> tuple[dict[str, int], dict[str, int]]:
     )
 
 
-def measured(step: Callable[[], T]) -> tuple[T, float, float]:
-    """The step's result, wall seconds and peak memory in MiB (see the module's docstring)."""
+class Step(NamedTuple):
+    """What a step took: wall seconds, peak MiB, and the CPU seconds (user + system) of this
+    process and of its worker processes."""
+
+    seconds: float
+    mib: float | None
+    cpu: float | None
+    workers_cpu: float | None
+
+    def __add__(self, other: object) -> Step:
+        """The two steps one after the other: times add up, the peak is the larger."""
+        assert isinstance(other, Step)
+        return Step(
+            self.seconds + other.seconds,
+            max(self.mib or 0.0, other.mib or 0.0),
+            (self.cpu or 0.0) + (other.cpu or 0.0),
+            (self.workers_cpu or 0.0) + (other.workers_cpu or 0.0),
+        )
+
+
+def measured(step: Callable[[], T]) -> tuple[T, Step]:
+    """The step's result and what it took (see the module's docstring)."""
     resettable = reset_peak_memory()
+    cpu_before, workers_before = cpu_seconds()
     # A process, not a thread: the store forks its workers only while this process runs no
     # other thread.
     sampler = subprocess.Popen(
@@ -218,8 +244,44 @@ def measured(step: Callable[[], T]) -> tuple[T, float, float]:
         seconds = time.perf_counter() - started
         # A line, not the end of input: the workers hold a copy of the pipe, so it never ends.
         tree_kib, _ = sampler.communicate("stop\n")
+    cpu_after, workers_after = cpu_seconds()
     tree_mib = int(tree_kib or 0) / 1024
-    return result, seconds, max(peak_memory_mib(resettable), tree_mib)
+    mib = max(peak_memory_mib(resettable), tree_mib)
+    return result, Step(seconds, mib, cpu_after - cpu_before, workers_after - workers_before)
+
+
+def cpu_seconds() -> tuple[float, float]:
+    """CPU seconds (user + system) used so far by this process, and by its child processes
+    that are running (the store's workers, which a run keeps); the second is 0 where Linux's
+    /proc does not tell."""
+    own = sum(os.times()[:2])
+    ticks = os.sysconf("SC_CLK_TCK")
+    children = 0.0
+    for pid in child_pids(os.getpid()):
+        try:
+            # The fields after the command's name: utime and stime are the 12th and 13th.
+            stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children += (int(stat[11]) + int(stat[12])) / ticks
+    return own, children
+
+
+def child_pids(pid: int) -> list[int]:
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return []
+    pids = []
+    for task in tasks:
+        try:
+            pids += [
+                int(child)
+                for child in Path(f"/proc/{pid}/task/{task}/children").read_text().split()
+            ]
+        except OSError:
+            pass
+    return pids
 
 
 # Prints the peak, in KiB, of the summed PSS of process argv[1] and its descendants (less the
