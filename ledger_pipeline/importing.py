@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import csv
 import functools
 import json
 import logging
+import zlib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -98,6 +100,14 @@ def land_hotel_bookings(
             landing = store.land(counted(rows), expand=expand)
     except OSError as error:
         raise InputFileError(f"cannot read {path}: {error.strerror or error}") from error
+    except (EOFError, UnicodeDecodeError, csv.Error, zlib.error) as error:
+        # A cut-off gzip file, bytes that are not UTF-8, a quote that is never closed: the
+        # rest of the file cannot be read as CSV rows.
+        message = f"cannot read {path} past data row {rows_read}: "
+        message += _unreadable_file_reason(path, error)
+        if rows_read:
+            message += " (rows landed before stay landed: import the mended file for the rest)"
+        raise InputFileError(message) from error
     # Limitation: the unreadable rows come back with the landing report, so an import that
     # fails part way (the file cannot be read to its end) names none of those it read before;
     # the chunks it committed stay landed, and importing the file again names them all.
@@ -108,6 +118,17 @@ def land_hotel_bookings(
     if on_progress:
         on_progress(rows_read)
     return report
+
+
+def _unreadable_file_reason(path: Path, error: Exception) -> str:
+    if isinstance(error, UnicodeDecodeError):
+        with path.open("rb") as handle:
+            if handle.read(len(GZIP_MAGIC)) == GZIP_MAGIC:
+                return "it is gzip-compressed, but its name does not end in .gz"
+        return f"not UTF-8 text ({error.reason})"
+    if isinstance(error, EOFError):
+        return "the gzip data ends early (the file is cut off)"
+    return str(error)
 
 
 def _hotel_lines(

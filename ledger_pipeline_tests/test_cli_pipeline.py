@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import re
 import shutil
 from pathlib import Path
 
@@ -71,6 +72,49 @@ def test_importing_hotel_bookings_names_an_unreadable_row_and_lands_the_others(l
         "bookings.csv: 4 accepted, 0 duplicate, 0 stale, 0 quarantined",
         "  row 2: unreadable: has 3 fields where the header has 32",
     ]
+
+
+def test_importing_a_cut_off_gzip_file_says_so_and_where(ledger, tmp_path):
+    whole = hotel_slice(tmp_path, 3000).read_bytes()
+    path = tmp_path / "cut.csv.gz"
+    path.write_bytes(whole[: len(whole) // 2])
+
+    result = ledger("import-hotel-bookings", str(path))
+
+    assert result.exit_code == 1
+    assert re.fullmatch(
+        rf"error: cannot read {re.escape(str(path))} past data row (\d+): the gzip data ends "
+        r"early \(the file is cut off\) \(rows landed before stay landed: import the mended "
+        r"file for the rest\)",
+        result.output.strip(),
+    ), result.output
+
+
+def gzipped(text: str) -> bytes:
+    return gzip.compress(text.encode())
+
+
+def latin_1_hotel_name(text: str) -> bytes:
+    return text.replace("Resort Hotel", "Resort H\u00f4tel").encode("latin-1")
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (gzipped, "it is gzip-compressed, but its name does not end in .gz"),
+        (latin_1_hotel_name, "not UTF-8 text (invalid continuation byte)"),
+    ],
+)
+def test_importing_a_file_that_is_not_utf8_csv_names_the_reason(ledger, tmp_path, content, reason):
+    with gzip.open(HOTEL_FILE, "rt", encoding="utf-8", newline="") as source:
+        text = "".join(source.readline() for _ in range(4))
+    path = tmp_path / "bookings.csv"
+    path.write_bytes(content(text))
+
+    result = ledger("import-hotel-bookings", str(path))
+
+    assert result.exit_code == 1
+    assert result.output.strip() == f"error: cannot read {path} past data row 0: {reason}"
 
 
 def test_status_shows_events_rejections_and_balance(ledger, tmp_path):

@@ -442,6 +442,22 @@ def test_header_without_a_needed_column_stops_the_file():
         read(text)
 
 
+def test_header_naming_a_needed_column_twice_stops_the_file():
+    text = HEADER.replace(",adr,", ",adr,adr,") + "\n" + MADE_UP_ROW + "\n"
+    with pytest.raises(AdapterError, match="the header names the columns adr more than once"):
+        read(text)
+
+
+def test_byte_order_mark_before_the_header_is_not_part_of_its_first_column(tmp_path):
+    path = tmp_path / "bookings.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + (made_up() + MADE_UP_ROW + "\n").encode())
+    records = list(iter_hotel_booking_events(path))
+    assert [record.events[0]["order"]["destination"] for record in records] == [
+        "City Hotel",
+        "City Hotel",
+    ]
+
+
 def test_gzip_file_object_and_path_give_the_same_events(tmp_path):
     text = made_up() + MADE_UP_ROW + "\n"
     path = tmp_path / "bookings.csv.gz"

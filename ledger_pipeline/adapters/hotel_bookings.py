@@ -182,6 +182,10 @@ def hotel_rows(
         missing = [column for column in COLUMNS if column not in header]
         if missing:
             raise AdapterError(f"the header lacks the columns {', '.join(missing)}")
+        repeated = [column for column in COLUMNS if header.count(column) > 1]
+        if repeated:
+            names = ", ".join(repeated)
+            raise AdapterError(f"the header names the columns {names} more than once")
         yield tuple(header), enumerate(reader, start=1)
 
 
@@ -412,21 +416,22 @@ def _retail(row: Mapping[str, str], nights: int, row_number: int) -> int:
 
 @contextlib.contextmanager
 def _open_text(path_or_file: str | os.PathLike | IO) -> Iterator[IO[str]]:
-    """The CSV as text, whatever was given; a file the caller passed is left open."""
+    """The CSV as text, whatever was given, less a UTF-8 byte order mark at its start (as
+    spreadsheet programs write); a file the caller passed is left open."""
     if isinstance(path_or_file, str | os.PathLike):
         path = Path(path_or_file)
         if path.suffix == ".gz":
-            with gzip.open(path, "rt", encoding="utf-8", newline="") as text:
+            with gzip.open(path, "rt", encoding="utf-8-sig", newline="") as text:
                 yield text
         else:
-            with path.open(encoding="utf-8", newline="") as text:
+            with path.open(encoding="utf-8-sig", newline="") as text:
                 yield text
         return
 
     if isinstance(path_or_file.read(0), bytes):
         # Closing the wrapper closes the GzipFile, which leaves the caller's file open.
         binary = gzip.GzipFile(fileobj=path_or_file)
-        with io.TextIOWrapper(binary, encoding="utf-8", newline="") as text:
+        with io.TextIOWrapper(binary, encoding="utf-8-sig", newline="") as text:
             yield text
         return
 
