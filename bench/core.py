@@ -228,7 +228,6 @@ class Step(NamedTuple):
 def measured(step: Callable[[], T]) -> tuple[T, Step]:
     """The step's result and what it took (see the module's docstring)."""
     resettable = reset_peak_memory()
-    cpu_before, workers_before = cpu_seconds()
     # A process, not a thread: the store forks its workers only while this process runs no
     # other thread.
     sampler = subprocess.Popen(
@@ -237,59 +236,30 @@ def measured(step: Callable[[], T]) -> tuple[T, Step]:
         stdout=subprocess.PIPE,
         text=True,
     )
+    assert sampler.stdout is not None
+    sampler.stdout.readline()  # it has read the workers' CPU time so far
+    cpu_before = sum(os.times()[:2])
     started = time.perf_counter()
     try:
         result = step()
     finally:
         seconds = time.perf_counter() - started
         # A line, not the end of input: the workers hold a copy of the pipe, so it never ends.
-        tree_kib, _ = sampler.communicate("stop\n")
-    cpu_after, workers_after = cpu_seconds()
-    tree_mib = int(tree_kib or 0) / 1024
-    mib = max(peak_memory_mib(resettable), tree_mib)
-    return result, Step(seconds, mib, cpu_after - cpu_before, workers_after - workers_before)
+        cpu = sum(os.times()[:2]) - cpu_before
+        tree_kib, workers_cpu = sampler.communicate("stop\n")[0].split()
+    mib = max(peak_memory_mib(resettable), int(tree_kib) / 1024)
+    return result, Step(seconds, mib, cpu, float(workers_cpu))
 
 
-def cpu_seconds() -> tuple[float, float]:
-    """CPU seconds (user + system) used so far by this process, and by its child processes
-    that are running (the store's workers, which a run keeps); the second is 0 where Linux's
-    /proc does not tell."""
-    own = sum(os.times()[:2])
-    ticks = os.sysconf("SC_CLK_TCK")
-    children = 0.0
-    for pid in child_pids(os.getpid()):
-        try:
-            # The fields after the command's name: utime and stime are the 12th and 13th.
-            stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        children += (int(stat[11]) + int(stat[12])) / ticks
-    return own, children
-
-
-def child_pids(pid: int) -> list[int]:
-    try:
-        tasks = os.listdir(f"/proc/{pid}/task")
-    except OSError:
-        return []
-    pids = []
-    for task in tasks:
-        try:
-            pids += [
-                int(child)
-                for child in Path(f"/proc/{pid}/task/{task}/children").read_text().split()
-            ]
-        except OSError:
-            pass
-    return pids
-
-
-# Prints the peak, in KiB, of the summed PSS of process argv[1] and its descendants (less the
-# sampler itself), sampled every 200 ms until a line comes on its standard input. 0 where
-# Linux's /proc does not tell.
+# Prints "ready" once it has read the CPU time of the descendants of process argv[1] (its
+# workers; less the sampler itself), then, when a line comes on its standard input, the peak in
+# KiB of the summed PSS of argv[1] and its descendants, sampled every 200 ms, and the CPU
+# seconds (user + system) its descendants used since "ready". 0 where Linux's /proc does not
+# tell.
 TREE_SAMPLER = """
 import os, select, sys
 root, me, peak = int(sys.argv[1]), os.getpid(), 0
+ticks = os.sysconf("SC_CLK_TCK")
 def tree(pid):
     pids = [pid]
     try:
@@ -312,11 +282,24 @@ def pss(pid):
     except OSError:
         pass
     return 0
+def cpu(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            # The fields after the command's name: utime and stime are the 12th and 13th.
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / ticks
+def workers_cpu():
+    return {pid: cpu(pid) for pid in tree(root) if pid not in (root, me)}
+before = workers_cpu()
+print("ready", flush=True)
 while True:
     peak = max(peak, sum(pss(pid) for pid in tree(root) if pid != me))
     if select.select([sys.stdin], [], [], 0.2)[0]:
         break
-print(peak)
+after = workers_cpu()
+print(peak, sum(seconds - before.get(pid, 0.0) for pid, seconds in after.items()))
 """
 
 

@@ -8,7 +8,7 @@ import json
 import logging
 import zlib
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -67,7 +67,11 @@ class HotelLandingReport:
 
     landing: LandingReport
     bookings: int = 0
-    unreadable_rows: list[HotelRejection] = field(default_factory=list)
+
+    @property
+    def unreadable_rows(self) -> list[HotelRejection]:
+        """The rows that could not become events, in row order."""
+        return self.landing.unreadable
 
 
 def land_hotel_bookings(
@@ -111,8 +115,7 @@ def land_hotel_bookings(
     # Limitation: the unreadable rows come back with the landing report, so an import that
     # fails part way (the file cannot be read to its end) names none of those it read before;
     # the chunks it committed stay landed, and importing the file again names them all.
-    unreadable = list(landing.unreadable)
-    report = HotelLandingReport(landing, rows_read - len(unreadable), unreadable)
+    report = HotelLandingReport(landing, rows_read - len(landing.unreadable))
     for rejection in report.unreadable_rows:
         logger.warning("row %d of %s: %s", rejection.row, path.name, rejection.reason)
     if on_progress:

@@ -156,7 +156,7 @@ def iter_hotel_booking_events(path_or_file: str | os.PathLike | IO) -> Iterator[
             of gzip data, or a text file of CSV.
 
     Raises:
-        AdapterError: the header lacks a column the mapping needs.
+        AdapterError: the header lacks a column the mapping needs, or names one twice.
     """
     with hotel_rows(path_or_file) as (header, rows):
         for row_number, values in rows:
@@ -172,7 +172,7 @@ def hotel_rows(
     them lets a large import read them in this process and parse them in worker processes.
 
     Raises:
-        AdapterError: the header lacks a column the mapping needs.
+        AdapterError: the header lacks a column the mapping needs, or names one twice.
     """
     with _open_text(path_or_file) as text:
         reader = csv.reader(text)
